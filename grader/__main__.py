@@ -1,0 +1,54 @@
+"""python -m grader setup|release|collect|autograde|feedback|export COURSE ..."""
+
+import argparse
+import sys
+
+from grader import course, sandbox
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    setup = commands.add_parser("setup", help="create an nbgrader course directory from assignments/")
+    setup.add_argument("course")
+    setup.add_argument("--course-id", default="lm-course")
+    for name, text in (("release", "generate the student version (nbgrader generate_assignment)"),
+                       ("feedback", "write per-student HTML feedback"),
+                       ("export", "write nbgrader's CSV and Gradescope results.json files")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("course")
+        command.add_argument("assignment")
+    collect = commands.add_parser("collect", help="copy INBOX/<student>/*.ipynb into submitted/")
+    collect.add_argument("course")
+    collect.add_argument("assignment")
+    collect.add_argument("inbox")
+    grade = commands.add_parser("autograde", help="grade every submission in the sandbox")
+    grade.add_argument("course")
+    grade.add_argument("assignment")
+    grade.add_argument("--workers", type=int, default=None, help="parallel notebooks (default: cores)")
+    grade.add_argument("--force", action="store_true", help="grade again even if already graded")
+    grade.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run student code WITHOUT isolation (only for trusted notebooks)")
+    args = parser.parse_args(argv)
+
+    if args.command == "setup":
+        print(course.setup(args.course, args.course_id))
+    elif args.command == "release":
+        print(course.release(args.course, args.assignment))
+    elif args.command == "collect":
+        print("\n".join(course.collect(args.course, args.assignment, args.inbox)))
+    elif args.command == "autograde":
+        try:
+            course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
+                             unsafe=args.unsafe_no_sandbox)
+        except sandbox.SandboxUnavailable as error:
+            sys.exit(f"error: {error}")
+        print(course.grade_table(args.course, args.assignment))
+    elif args.command == "feedback":
+        print("\n".join(course.feedback(args.course, args.assignment)))
+    elif args.command == "export":
+        print(course.export(args.course, args.assignment))
+
+
+if __name__ == "__main__":
+    main()

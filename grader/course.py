@@ -1,0 +1,267 @@
+"""Course directory commands over nbgrader's layout and gradebook."""
+
+import csv
+import html
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+
+import numpy as np
+from nbgrader.api import Gradebook
+from tqdm import tqdm
+
+from grader import sandbox, submission
+from grader.runtime import grading_runtime
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ASSIGNMENTS = os.path.join(REPO, "assignments", "source")
+RUNTIME_FILE = os.path.join(REPO, "grader", "runtime", "grading_runtime.py")
+SUPPORT_FILES = ("grading_runtime.py", grading_runtime.PUBLIC_CHECKS_FILE)
+
+CONFIG = '''c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = "sqlite:///" + {root!r} + "/gradebook.db"
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+# Graded cells call grading_runtime.capture; outside `python -m grader` that runs
+# the public check, so plain `nbgrader autograde` still grades (on public inputs).
+c.Execute.timeout = 300
+'''
+
+
+def db_url(course):
+    return "sqlite:///" + os.path.join(os.path.abspath(course), "gradebook.db")
+
+
+def write_public_checks(assignment_dir, case_ids):
+    """public_checks.npz: reference outputs on the public seed, for students' local checks."""
+    from grader.assignments import CASES
+    from grader.verdicts import outputs_of
+    arrays = {}
+    for case_id in case_ids:
+        calls = grading_runtime.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+        for name, value in outputs_of(CASES[case_id].reference, calls).items():
+            arrays[f"{case_id}/{name}"] = value
+    np.savez(os.path.join(assignment_dir, grading_runtime.PUBLIC_CHECKS_FILE), **arrays)
+
+
+def assignment_cases(assignment_dir):
+    from grader.verdicts import cases_in
+    import nbformat
+    cases = []
+    for name in sorted(os.listdir(assignment_dir)):
+        if name.endswith(".ipynb"):
+            nb = nbformat.read(os.path.join(assignment_dir, name), as_version=4)
+            for cell in nb.cells:
+                cases += [c for c in cases_in(cell.source) if c not in cases]
+    return cases
+
+
+def setup(course, course_id="lm-course", assignments=None):
+    """Create an nbgrader course directory holding the project's assignments."""
+    course = os.path.abspath(course)
+    os.makedirs(os.path.join(course, "source"), exist_ok=True)
+    with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
+        f.write(CONFIG.format(course_id=course_id, root=course))
+    for name in assignments or sorted(os.listdir(ASSIGNMENTS)):
+        target = os.path.join(course, "source", name)
+        shutil.copytree(os.path.join(ASSIGNMENTS, name), target, dirs_exist_ok=True)
+        shutil.copy(RUNTIME_FILE, target)
+        write_public_checks(target, assignment_cases(target))
+    return course
+
+
+def nbgrader(course, *args):
+    """Run one of nbgrader's own commands in the course directory."""
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result
+
+
+def release(course, assignment):
+    """nbgrader generate_assignment: release/ gets the student version, the gradebook the cells."""
+    nbgrader(course, "generate_assignment", assignment, "--force")
+    return os.path.join(course, "release", assignment)
+
+
+def collect(course, assignment, inbox):
+    """Copy `inbox/<student>/*.ipynb` into submitted/<student>/<assignment>/ and register students."""
+    students = []
+    with Gradebook(db_url(course)) as gb:
+        for student in sorted(os.listdir(inbox)):
+            source = os.path.join(inbox, student)
+            if not os.path.isdir(source):
+                continue
+            target = os.path.join(course, "submitted", student, assignment)
+            shutil.copytree(source, target, dirs_exist_ok=True)
+            gb.update_or_create_student(student)
+            students.append(student)
+    return students
+
+
+def trusted_notebooks(course, assignment):
+    """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
+    import nbformat
+    notebooks = []
+    with Gradebook(db_url(course)) as gb:
+        for nb in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
+            source = nbformat.read(os.path.join(course, "source", assignment, nb.name + ".ipynb"),
+                                   as_version=4)
+            trusted = [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
+                        "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])}
+                       for c in source.cells
+                       if c.metadata.get("nbgrader", {}).get("locked")]
+            recorded = {c.name: c.source for c in nb.source_cells}
+            for cell in trusted:  # the gradebook is the authority on what was released
+                cell["source"] = recorded.get(cell["name"], cell["source"])
+            graded = [{"name": g.name, "points": g.max_score} for g in nb.grade_cells
+                      if g.cell_type == "code"]
+            order = [c["name"] for c in trusted]
+            graded.sort(key=lambda g: order.index(g["name"]) if g["name"] in order else len(order))
+            notebooks.append({"name": nb.name, "trusted_cells": trusted, "graded_cells": graded})
+    return notebooks
+
+
+def autograde_jobs(course, assignment, limits, unsafe):
+    release_dir = os.path.join(course, "release", assignment)
+    support = {name: os.path.join(release_dir, name) for name in SUPPORT_FILES
+               if os.path.isfile(os.path.join(release_dir, name))}
+    notebooks = trusted_notebooks(course, assignment)
+    submitted = os.path.join(course, "submitted")
+    for student in sorted(os.listdir(submitted)) if os.path.isdir(submitted) else []:
+        directory = os.path.join(submitted, student, assignment)
+        if os.path.isdir(directory):
+            yield {"student": student, "assignment": assignment, "submitted_dir": directory,
+                   "autograded_dir": os.path.join(course, "autograded", student, assignment),
+                   "notebooks": notebooks, "support_files": support,
+                   "limits": asdict(limits), "unsafe": unsafe}
+
+
+_SLOT = {"value": 0}
+
+
+def _take_slot(slots):
+    _SLOT["value"] = slots.get()
+
+
+def _grade_in_worker(job):
+    return submission.grade_submission({**job, "slot": _SLOT["value"]})
+
+
+def autograde(course, assignment, workers=None, force=False, unsafe=False,
+              limits=sandbox.Limits(), progress=True):
+    """Grade every collected submission in parallel; finished ones are skipped unless `force`.
+
+    A result file is written atomically per student before the gradebook is
+    updated, and the gradebook update is idempotent, so killing the grader at
+    any moment and running it again loses and duplicates nothing.
+    """
+    course = os.path.abspath(course)
+    if not unsafe:
+        sandbox.check_available()
+    workers = workers or os.cpu_count() or 1
+    jobs, results = [], []
+    for job in autograde_jobs(course, assignment, limits, unsafe):
+        done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
+        if os.path.isfile(done) and not force:
+            with open(done) as f:
+                results.append(json.load(f))
+        else:
+            jobs.append(job)
+    for result in results:
+        record_grades(course, result)
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(workers):
+        slots.put(slot)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_take_slot,
+                             initargs=(slots,)) as pool:
+        futures = {pool.submit(_grade_in_worker, job): job for job in jobs}
+        bar = tqdm(total=len(futures), desc=f"grading {assignment}", unit="nb", disable=not progress)
+        for future in as_completed(futures):
+            result = future.result()
+            record_grades(course, result)
+            results.append(result)
+            bar.update()
+        bar.close()
+    return sorted(results, key=lambda r: r["student"])
+
+
+def record_grades(course, result):
+    """Write one student's scores into nbgrader's gradebook (idempotent)."""
+    with Gradebook(db_url(course)) as gb:
+        gb.update_or_create_student(result["student"])
+        gb.update_or_create_submission(result["assignment"], result["student"])
+        for notebook, verdict in result["notebooks"].items():
+            for cell in verdict["cells"]:
+                grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
+                                      result["student"])
+                grade.auto_score = cell["score"]
+        gb.db.commit()
+
+
+def load_results(course, assignment):
+    results = []
+    autograded = os.path.join(course, "autograded")
+    for student in sorted(os.listdir(autograded)) if os.path.isdir(autograded) else []:
+        path = os.path.join(autograded, student, assignment, submission.RESULT_FILE)
+        if os.path.isfile(path):
+            with open(path) as f:
+                results.append(json.load(f))
+    return results
+
+
+def feedback(course, assignment):
+    """Per-student HTML feedback under feedback/<student>/<assignment>/."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    env = Environment(loader=FileSystemLoader(os.path.join(REPO, "grader", "templates")),
+                      autoescape=select_autoescape(["html", "j2"]))
+    template = env.get_template("feedback.html.j2")
+    paths = []
+    for result in load_results(course, assignment):
+        directory = os.path.join(course, "feedback", result["student"], assignment)
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "feedback.html")
+        with open(path, "w") as f:
+            f.write(template.render(result=result))
+        paths.append(path)
+    return paths
+
+
+def export(course, assignment):
+    """nbgrader's CSV (via `nbgrader export`) and a Gradescope results.json per student."""
+    exports = os.path.join(course, "exports")
+    os.makedirs(exports, exist_ok=True)
+    csv_path = os.path.join(exports, "grades.csv")
+    nbgrader(course, "export", "--to", csv_path)
+    for result in load_results(course, assignment):
+        directory = os.path.join(exports, "gradescope", result["student"])
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "results.json"), "w") as f:
+            json.dump(gradescope_results(result), f, indent=1)
+    return csv_path
+
+
+def gradescope_results(result):
+    tests = []
+    for notebook, verdict in result["notebooks"].items():
+        notes = verdict["problems"] + verdict["events"]
+        for cell in verdict["cells"]:
+            lines = [case["message"] for case in cell["cases"]] or ["not graded: " + "; ".join(notes)]
+            tests.append({"name": f"{notebook}: {cell['grade_id']}", "score": cell["score"],
+                          "max_score": cell["points"], "visibility": "visible",
+                          "output": "\n".join(lines)})
+    return {"score": result["score"], "visibility": "visible", "tests": tests,
+            "output": "\n".join(p for n in result["notebooks"].values() for p in n["problems"] + n["events"])}
+
+
+def grade_table(course, assignment):
+    rows = [(r["student"], r["score"], r["max_score"]) for r in load_results(course, assignment)]
+    return "\n".join(f"{s:<20} {score:>6g} / {top:g}" for s, score, top in rows)

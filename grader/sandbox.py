@@ -1,0 +1,200 @@
+"""The bubblewrap sandbox a student's kernel runs in.
+
+What the kernel sees: the system's /usr and /etc read-only, the Python
+installation and virtualenv read-only, a private tmpfs scratch directory as its
+working directory (holding only copies of the released support files), a
+directory for its kernel sockets, and one writable capture directory. It has
+no network (its own empty network namespace), its own PID/IPC/UTS namespaces,
+no capabilities, and runs as a dedicated unprivileged user per worker slot
+when the grader runs as root. Resource limits (rlimits) bound memory, CPU
+time, processes and file size; wall-clock limits are enforced by the caller.
+
+The course directory, the gradebook, source notebooks, other submissions and
+the grader's reference code are simply not mounted.
+"""
+
+import ctypes
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import asdict, dataclass
+
+SANDBOX_UID_BASE = 61000
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
+SCRATCH = "/scratch"
+CAPTURE = "/capture"
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-notebook limits, sized so a small Keras training loop fits on a laptop CPU."""
+
+    memory_bytes: int = 6 * 2**30       # RLIMIT_DATA: heap and anonymous maps
+    cpu_seconds: int = 900              # RLIMIT_CPU, all threads together
+    processes: int = 256                # RLIMIT_NPROC for the sandbox user (threads count)
+    file_bytes: int = 256 * 2**20       # RLIMIT_FSIZE: largest file it may write
+    scratch_bytes: int = 512 * 2**20    # size of the tmpfs working directory
+    output_bytes: int = 2 * 2**20       # notebook outputs kept, all cells together
+    cell_seconds: int = 300             # wall clock per cell
+    notebook_seconds: int = 900         # wall clock per notebook
+
+
+def system_binds():
+    """Read-only paths the kernel needs: the OS, the Python install and the virtualenv."""
+    paths = ["/usr", "/etc", sys.base_prefix, sys.prefix]
+    for lib in ("/lib", "/lib64", "/bin", "/sbin"):
+        if os.path.exists(lib) and not os.path.islink(lib):
+            paths.append(lib)
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        paths.append(os.path.realpath(sysconfig.get_paths()[key]))
+    # Interpreter symlinks may point into another prefix (pyenv, conda).
+    paths.append(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    unique = []
+    for path in sorted(set(p for p in paths if os.path.exists(p))):
+        if not any(path.startswith(u.rstrip("/") + "/") for u in unique):
+            unique.append(path)
+    return unique
+
+
+def symlinked_roots():
+    """/lib -> usr/lib style links recreated inside the sandbox."""
+    return {p: os.readlink(p) for p in ("/lib", "/lib64", "/bin", "/sbin") if os.path.islink(p)}
+
+
+def sandbox_uid(slot):
+    return SANDBOX_UID_BASE + slot if os.geteuid() == 0 else os.geteuid()
+
+
+def bwrap_args(*, runtime_dir, capture_dir, support_files, env, limits, sources):
+    """bubblewrap's argument list (without the command).
+
+    `sources` maps each read-only path inside the sandbox to where bwrap reads it from.
+    """
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--hostname", "sandbox", "--clearenv"]
+    for path in system_binds():
+        args += ["--ro-bind", sources.get(path, path), path]
+    for link, target in symlinked_roots().items():
+        args += ["--symlink", target, link]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
+             "--bind", runtime_dir, runtime_dir, "--bind", capture_dir, CAPTURE]
+    for name, path in support_files.items():
+        args += ["--ro-bind", sources.get(path, path), f"{SCRATCH}/{name}"]
+    args += ["--chdir", SCRATCH]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def _reachable_by_others(path):
+    """True when every directory on the way to `path` lets any user through."""
+    parts = os.path.realpath(path).split("/")
+    for i in range(1, len(parts)):
+        directory = "/".join(parts[:i]) or "/"
+        if not os.stat(directory).st_mode & 0o001:
+            return False
+    return True
+
+
+def _stage_unreachable(paths, staging_dir):
+    """Bind paths the sandbox user cannot reach (e.g. Python under /root) into `staging_dir`.
+
+    The binds are made in a private mount namespace of this launcher only, so
+    the host never sees them; bwrap, running as the sandbox user, then mounts
+    them from there. Returns {original path: staged path}.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "making mounts private failed")
+    staged = {}
+    for i, path in enumerate(paths):
+        target = os.path.join(staging_dir, str(i))
+        os.makedirs(target, exist_ok=True) if os.path.isdir(path) else open(target, "a").close()
+        if libc.mount(path.encode(), target.encode(), None, MS_BIND | MS_REC, None) != 0:
+            raise OSError(ctypes.get_errno(), f"bind of {path} failed")
+        staged[path] = target
+    return staged
+
+
+def sandbox_env(seed):
+    return {
+        "HOME": SCRATCH, "TMPDIR": "/tmp", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
+        "IPYTHONDIR": f"{SCRATCH}/.ipython", "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+        "JUPYTER_RUNTIME_DIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+        "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
+        "GRADER_SEED": str(seed), "GRADER_CAPTURE_DIR": CAPTURE,
+    }
+
+
+def launcher_command(spec, kernel_cmd):
+    """Command that starts `kernel_cmd` in the sandbox described by `spec` (a dict)."""
+    return [sys.executable, "-m", "grader.sandbox", json.dumps(spec), "--", *kernel_cmd]
+
+
+def exec_sandboxed(spec, command):
+    """Set rlimits, drop to the sandbox uid and exec bwrap (this process becomes the sandbox)."""
+    limits = Limits(**spec["limits"])
+    sources = {}
+    if os.geteuid() == 0:
+        unreachable = [p for p in system_binds() + list(spec["support_files"].values())
+                       if not _reachable_by_others(p)]
+        if unreachable:
+            sources = _stage_unreachable(unreachable, os.path.join(spec["runtime_dir"], "binds"))
+    args = bwrap_args(runtime_dir=spec["runtime_dir"], capture_dir=spec["capture_dir"],
+                      support_files=spec["support_files"], env=spec["env"], limits=limits,
+                      sources=sources)
+    for rlimit, value in ((resource.RLIMIT_DATA, limits.memory_bytes),
+                          (resource.RLIMIT_CPU, limits.cpu_seconds),
+                          (resource.RLIMIT_NPROC, limits.processes),
+                          (resource.RLIMIT_FSIZE, limits.file_bytes),
+                          (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(rlimit, (value, value))
+    if os.geteuid() == 0:
+        uid = str(spec["uid"])
+        args = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *args]
+    os.execvp(args[0], args + ["--", *command])
+
+
+def check_available():
+    """Raise SandboxUnavailable (saying what to install or enable) unless bwrap runs here."""
+    if shutil.which("bwrap") is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
+            "`apt-get install bubblewrap`, or `make system-deps`), or pass "
+            "--unsafe-no-sandbox to run student code without isolation.")
+    probe = [*launcher_command(probe_spec(), ["/bin/true"])]
+    result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise SandboxUnavailable(
+            f"bubblewrap cannot create a sandbox here: {result.stderr.strip()[-500:]}. "
+            "It needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+            "user.max_user_namespaces > 0) or a setuid bwrap. Fix that, or pass "
+            "--unsafe-no-sandbox to run student code without isolation.")
+
+
+def probe_spec():
+    import tempfile
+    runtime = tempfile.mkdtemp(prefix="grader-probe-")
+    capture = tempfile.mkdtemp(prefix="grader-probe-")
+    for path in (runtime, capture):
+        if os.geteuid() == 0:
+            os.chown(path, sandbox_uid(0), sandbox_uid(0))
+    return dict(runtime_dir=runtime, capture_dir=capture, support_files={}, env={},
+                limits=asdict(Limits()), uid=sandbox_uid(0))
+
+
+if __name__ == "__main__":
+    separator = sys.argv.index("--")
+    exec_sandboxed(json.loads(sys.argv[1]), sys.argv[separator + 1:])

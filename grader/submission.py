@@ -1,0 +1,153 @@
+"""Grade one student's submission of one assignment (runs in a worker process).
+
+Stages, nbgrader-style: read the notebook -> restore the trusted cells ->
+execute in the sandbox -> judge the captures -> write the autograded notebook
+and the result file (atomically: the result file marks the work as done).
+"""
+
+import copy
+import json
+import os
+import secrets
+import shutil
+import tempfile
+
+import nbformat
+
+from grader import execute, sandbox, verdicts
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+RESULT_FILE = "grader_result.json"
+
+
+def read_submission(path):
+    """(notebook, problems): an nbformat-4 notebook or None, and messages for the student."""
+    if not os.path.isfile(path):
+        return None, [f"{os.path.basename(path)} is missing from the submission"]
+    if os.path.getsize(path) > MAX_NOTEBOOK_BYTES:
+        return None, [f"{os.path.basename(path)} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB; "
+                      "clear its outputs (Kernel > Restart & Clear Output) and submit again"]
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as error:
+        return None, [f"{os.path.basename(path)} is not a readable notebook ({type(error).__name__}: "
+                      f"{str(error)[:200]}); open it in Jupyter, save it and submit again"]
+    problems = []
+    if nb.get("nbformat_minor", 0) < 0 or nb.get("nbformat", 4) != 4:
+        problems.append("the notebook was in an old format and was converted")
+    kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    if kernel != "python3":
+        problems.append(f"the notebook's kernel was {kernel!r}; it was graded with Python 3")
+    return nb, problems
+
+
+def restore_trusted_cells(nb, trusted_cells):
+    """Put back every locked cell (source and nbgrader metadata) as released.
+
+    `trusted_cells` is the source notebook's locked cells in order:
+    [{"name", "source", "cell_type", "nbgrader"}]. Edited cells are restored,
+    duplicates of a locked cell dropped, deleted ones re-inserted after the
+    cell that preceded them. Returns messages for the student.
+    """
+    problems = []
+    trusted = {cell["name"]: cell for cell in trusted_cells}
+    kept, seen = [], set()
+    for cell in nb.cells:
+        name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if name in trusted:
+            if name in seen:
+                problems.append(f"cell {name!r} appeared twice; the copy was removed")
+                continue
+            seen.add(name)
+            original = trusted[name]
+            if cell.source != original["source"] or cell.cell_type != original["cell_type"]:
+                problems.append(f"locked cell {name!r} was edited; the original was restored")
+            if _grading_fields(cell.metadata.get("nbgrader", {})) != _grading_fields(original["nbgrader"]):
+                problems.append(f"the grading metadata of cell {name!r} was edited; it was restored")
+            cell = _new_cell(original)
+        elif cell.get("metadata", {}).get("nbgrader", {}).get("locked") or \
+                cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+            problems.append(f"cell {name!r} claims to be a locked or graded cell but is not one "
+                            "of the assignment's; it runs as ordinary code")
+            cell.metadata.pop("nbgrader", None)
+        kept.append(cell)
+    for i, original in enumerate(trusted_cells):
+        if original["name"] in seen:
+            continue
+        problems.append(f"locked cell {original['name']!r} was missing; it was put back")
+        previous = {c["name"] for c in trusted_cells[:i]}
+        position = 0
+        for j, cell in enumerate(kept):
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in previous:
+                position = j + 1
+        kept.insert(position, _new_cell(original))
+        seen.add(original["name"])
+    nb.cells = kept
+    return problems
+
+
+def _grading_fields(metadata):
+    return {key: metadata.get(key) for key in ("grade", "grade_id", "locked", "points", "solution")}
+
+
+def _new_cell(original):
+    make = nbformat.v4.new_code_cell if original["cell_type"] == "code" else nbformat.v4.new_markdown_cell
+    return make(original["source"], metadata={"nbgrader": copy.deepcopy(original["nbgrader"])})
+
+
+def _write_atomic(path, text):
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(handle, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def grade_submission(job):
+    """Grade `job` (a dict, see course.autograde_jobs); returns the result dict, also saved."""
+    slot = job.get("slot", 0)
+    out_dir = job["autograded_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
+    for notebook in job["notebooks"]:
+        name = notebook["name"]
+        nb, problems = read_submission(os.path.join(job["submitted_dir"], name + ".ipynb"))
+        cells = []
+        events, seconds = [], 0.0
+        if nb is not None:
+            problems += restore_trusted_cells(nb, notebook["trusted_cells"])
+            capture_dir = tempfile.mkdtemp(prefix="grader-capture-")
+            if os.geteuid() == 0:
+                os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
+            seed = secrets.randbits(62)
+            execution = execute.run_notebook(
+                nb, support_files=job["support_files"], seed=seed, capture_dir=capture_dir,
+                limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"])
+            events, seconds = execution.events, execution.seconds
+            sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
+            for cell in notebook["graded_cells"]:
+                cells.append(verdicts.judge_cell(cell["name"], cell["points"],
+                                                 sources[cell["name"]], capture_dir, seed).to_dict())
+            shutil.rmtree(capture_dir, ignore_errors=True)
+            nbformat.write(nb, os.path.join(out_dir, name + ".ipynb"))
+        else:
+            cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
+                     for c in notebook["graded_cells"]]
+        result["notebooks"][name] = {
+            "problems": problems, "events": events, "seconds": seconds, "cells": cells,
+            "score": sum(c["score"] for c in cells), "max_score": sum(c["points"] for c in cells)}
+    result["score"] = sum(n["score"] for n in result["notebooks"].values())
+    result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
+    _write_log(out_dir, result)
+    _write_atomic(os.path.join(out_dir, RESULT_FILE), json.dumps(result, indent=1))
+    return result
+
+
+def _write_log(out_dir, result):
+    lines = [f"{result['student']} / {result['assignment']}: {result['score']:g} / {result['max_score']:g}"]
+    for name, nb in result["notebooks"].items():
+        lines.append(f"[{name}] ran in {nb['seconds']} s")
+        lines += [f"  problem: {p}" for p in nb["problems"]] + [f"  event: {e}" for e in nb["events"]]
+        for cell in nb["cells"]:
+            lines.append(f"  {cell['grade_id']}: {cell['score']:g} / {cell['points']:g}")
+            lines += [f"    {case['message']}" for case in cell["cases"]]
+    _write_atomic(os.path.join(out_dir, "grader.log"), "\n".join(lines) + "\n")

@@ -1,0 +1,134 @@
+"""Trusted verdicts: load a sandbox's captures and compare them with the reference.
+
+Runs in the grader's own process. Captures are untrusted files: they are
+size-checked, loaded with allow_pickle=False, and validated name by name,
+shape by shape and dtype by dtype before any value is compared.
+"""
+
+import os
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from grader.assignments import CASES
+from grader.runtime import grading_runtime
+
+RTOL, ATOL = grading_runtime.RTOL, grading_runtime.ATOL
+MAX_CAPTURE_BYTES = 64 * 2**20
+CAPTURE_CALL = re.compile(r"""capture\(\s*["']([\w.]+)["']""")
+
+
+@dataclass
+class CaseVerdict:
+    case_id: str
+    passed: bool
+    message: str
+
+
+@dataclass
+class CellVerdict:
+    grade_id: str
+    points: float
+    score: float
+    cases: list
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def cases_in(source):
+    """Case ids a (trusted) test cell captures, in order."""
+    return CAPTURE_CALL.findall(source)
+
+
+def load_capture(path):
+    """{name: array} from an untrusted .npz, or raise ValueError saying what is wrong."""
+    if os.path.getsize(path) > MAX_CAPTURE_BYTES:
+        raise ValueError(f"capture is larger than {MAX_CAPTURE_BYTES // 2**20} MiB")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("capture is not an .npz archive")
+            return {name: data[name] for name in data.files}
+    except ValueError as error:
+        raise ValueError(f"capture rejected ({error}); only plain numeric arrays are accepted") from None
+    except Exception as error:
+        raise ValueError(f"capture unreadable ({type(error).__name__}: {error})") from None
+
+
+def outputs_of(fn, calls):
+    arrays = {}
+    for i, kwargs in enumerate(calls):
+        for j, output in enumerate(fn(**kwargs)):
+            arrays[f"call{i}_output{j}"] = np.asarray(output)
+    return arrays
+
+
+def difference(got, want):
+    """None when `got` matches `want` under the stated tolerances, else why not."""
+    if got.shape != want.shape:
+        return f"shape {got.shape}, expected {want.shape}"
+    if want.dtype == bool:
+        if got.dtype.kind not in "biu" or not np.isin(got, (0, 1)).all():
+            return f"dtype {got.dtype}, expected a boolean mask"
+        wrong = got.astype(bool) != want
+        if wrong.any():
+            where = [tuple(int(i) for i in ix) for ix in np.argwhere(wrong)[:3]]
+            return f"{int(wrong.sum())} of {want.size} entries wrong, e.g. at {where}"
+        return None
+    if got.dtype.kind not in "biuf":
+        return f"dtype {got.dtype}, expected floating point"
+    got = got.astype("float64")
+    if not np.isfinite(got).all():
+        return f"{int((~np.isfinite(got)).sum())} non-finite values (NaN or inf)"
+    wrong = ~np.isclose(got, want, rtol=RTOL, atol=ATOL)
+    if wrong.any():
+        worst = np.unravel_index(np.argmax(np.abs(got - want)), want.shape)
+        return (f"{int(wrong.sum())} of {want.size} values differ; max error "
+                f"{float(np.abs(got - want).max()):.3g} at index {tuple(int(i) for i in worst)}")
+    return None
+
+
+def _mismatches(got, want):
+    missing = sorted(set(want) - set(got))
+    if missing:
+        return [f"{name}: missing (the function returned too few values)" for name in missing]
+    return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
+
+
+def judge_case(case_id, capture_dir, seed):
+    """Verdict for one case from the capture the sandbox wrote."""
+    case = CASES[case_id]
+    path = os.path.join(capture_dir, case_id + ".npz")
+    if not os.path.isfile(path):
+        error_path = os.path.join(capture_dir, case_id + ".error.txt")
+        if os.path.isfile(error_path):
+            with open(error_path, errors="replace") as f:
+                return CaseVerdict(case_id, False, f"{case.function} raised: {f.read(2000).strip()}")
+        return CaseVerdict(case_id, False, f"no outputs of {case.function} were recorded "
+                           "(the test cell did not run to completion, or the kernel stopped before it)")
+    try:
+        got = load_capture(path)
+    except ValueError as error:
+        return CaseVerdict(case_id, False, str(error))
+    calls = grading_runtime.draw_calls(case_id, seed)
+    want = outputs_of(case.reference, calls)
+    mismatches = _mismatches(got, want)
+    if not mismatches:
+        return CaseVerdict(case_id, True, f"{case.function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
+    for bug, buggy in case.known_bugs.items():
+        try:
+            if not _mismatches(got, outputs_of(buggy, calls)):
+                return CaseVerdict(case_id, False, f"{case.function}: known bug: {bug}")
+        except Exception:
+            continue
+    return CaseVerdict(case_id, False, f"{case.function}: " + "; ".join(mismatches[:3]))
+
+
+def judge_cell(grade_id, points, source, capture_dir, seed):
+    """All-or-nothing per graded cell: every case the cell captures must pass."""
+    verdicts = [judge_case(case_id, capture_dir, seed) for case_id in cases_in(source)]
+    passed = bool(verdicts) and all(v.passed for v in verdicts)
+    return CellVerdict(grade_id, float(points), float(points) if passed else 0.0,
+                       [asdict(v) for v in verdicts])
