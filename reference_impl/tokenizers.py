@@ -1,0 +1,662 @@
+"""Tokenizers that turn text into fixed-length integer numpy arrays.
+
+Tokenization is a step of its own: an encoder reads text and writes three
+arrays of shape `(batch, sequence_length)`,
+
+    token_ids     int32  vocabulary ids, specials included, padded
+    segment_ids   int32  0 for the first text, 1 for the second
+    padding_mask  bool   True on real tokens, False on padding
+
+so that models read plain arrays and run under any Keras backend without
+TensorFlow. The encoders wrap keras-hub's tokenizers (which run on
+TensorFlow and tensorflow-text) and keras-hub's `MultiSegmentPacker`:
+
+    WordPieceEncoder      BERT / ELECTRA   [CLS] a [SEP] b [SEP]
+    SentencePieceEncoder  ALBERT           [CLS] a [SEP] b [SEP]
+    BytePairEncoder       RoBERTa          <s> a </s></s> b </s>
+                          GPT-2            a <|endoftext|> b   (no other specials)
+
+Pairs that do not fit are truncated longest-first: tokens come off the end
+of the longer text until the pair fits, the first text keeping the extra
+token when the budget is odd. keras-hub's `"round_robin"` truncation (one
+token to each text in turn) leaves exactly those lengths.
+
+Vocabularies are trained with `train_word_piece_vocabulary`,
+`train_byte_pair_vocabulary` and `train_sentence_piece_model`, or read from
+Hugging Face checkpoint folders with `load_word_piece_encoder`,
+`load_byte_pair_encoder` and `load_sentence_piece_encoder`.
+`encode_to_npz` / `cached_encode` write the arrays once; `load_token_arrays`
+reads them back with numpy alone.
+
+keras-hub and TensorFlow are imported inside the functions that need them,
+so that importing this module (to read cached arrays) costs numpy only.
+"""
+
+import hashlib
+import io
+import json
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+ROBERTA_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
+GPT2_SPECIAL_TOKENS = ("<|endoftext|>",)
+# ALBERT's sentencepiece models put <pad> at 0 and <unk> at 1, then the
+# BERT-style control pieces.
+ALBERT_CONTROL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+PACKING_STYLES = ("bert", "roberta", "gpt2")
+ARRAY_NAMES = ("token_ids", "segment_ids", "padding_mask")
+
+# Texts handed to TensorFlow at once; bounds memory on large corpora.
+_TOKENIZE_CHUNK = 4096
+
+
+class TextEncoder:
+    """A keras-hub tokenizer plus a rule that packs one or two texts per row.
+
+    Subclasses build `self.tokenizer` and call `_set_packing`. Public
+    attributes: `sequence_length`, `packing`, `vocabulary_size`, and the
+    special ids `pad_token_id`, `cls_token_id`, `sep_token_id`,
+    `mask_token_id`, `unk_token_id` (None where the style has no such token).
+    """
+
+    def __init__(self, sequence_length):
+        if int(sequence_length) < 2:
+            raise ValueError(
+                f"sequence_length must be at least 2, got {sequence_length}."
+            )
+        self.sequence_length = int(sequence_length)
+
+    def _set_packing(self, packing, pad, cls=None, sep=None, mask=None, unk=None):
+        """Looks up the special tokens' ids and builds the packer."""
+        from keras_hub.layers import MultiSegmentPacker
+
+        self.packing = packing
+        self.vocabulary_size = int(self.tokenizer.vocabulary_size())
+        self.pad_token_id = self._special_id(pad)
+        self.cls_token_id = self._special_id(cls)
+        self.sep_token_id = self._special_id(sep)
+        self.mask_token_id = self._special_id(mask)
+        self.unk_token_id = self._special_id(unk)
+        if packing == "bert":
+            start, separator, end = [self.cls_token_id], [self.sep_token_id], [self.sep_token_id]
+        elif packing == "roberta":
+            start, separator, end = [self.cls_token_id], [self.sep_token_id] * 2, [self.sep_token_id]
+        else:  # gpt2: the end-of-text token only separates the two texts
+            start, separator, end = [], [self.sep_token_id], []
+        # Padding is written as -1 first so that the mask can be read off
+        # the ids even where the pad id also occurs as a real token (GPT-2
+        # pads with <|endoftext|>).
+        self._packer = MultiSegmentPacker(
+            sequence_length=self.sequence_length,
+            start_value=start,
+            end_value=end,
+            sep_value=separator,
+            pad_value=-1,
+            truncate="round_robin",
+        )
+        self._build_graphs()
+
+    def _build_graphs(self):
+        """Wraps tokenizer and packer in `tf.function`s.
+
+        Inside a TensorFlow graph keras-hub runs its TensorFlow path (the
+        tensorflow-text kernels: FastWordpieceTokenizer, SentencepieceOp,
+        the byte-level BPE ops); called eagerly it would take a pure-Python
+        fallback instead. Fixed signatures keep each graph traced once.
+        """
+        import tensorflow as tf
+
+        texts = tf.TensorSpec([None], tf.string)
+        ids = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
+
+        def tokenize(strings):
+            return tf.cast(self.tokenizer.tokenize(strings), tf.int32)
+
+        self._tokenize_graph = tf.function(tokenize, input_signature=[texts])
+        self._detokenize_graph = tf.function(self.tokenizer.detokenize, input_signature=[ids])
+        self._pack_single_graph = tf.function(
+            lambda first: self._packer(first), input_signature=[ids]
+        )
+        self._pack_pair_graph = tf.function(
+            lambda first, second: self._packer((first, second)), input_signature=[ids, ids]
+        )
+
+    def _special_id(self, token):
+        if token is None:
+            return None
+        try:
+            token_id = self.tokenizer.token_to_id(token)
+        except (KeyError, ValueError):  # WordPiece raises, sentencepiece gives <unk>
+            token_id = None
+        if token_id is None or self.tokenizer.id_to_token(token_id) != token:
+            raise ValueError(
+                f"Special token {token!r} is not in the vocabulary. Train or "
+                f"load a vocabulary that contains it (expected for "
+                f"{type(self).__name__})."
+            )
+        return int(token_id)
+
+    def special_token_ids(self):
+        """Ids of every special token this encoder uses, as a set."""
+        ids = (
+            self.pad_token_id,
+            self.cls_token_id,
+            self.sep_token_id,
+            self.mask_token_id,
+            self.unk_token_id,
+        )
+        return {token_id for token_id in ids if token_id is not None}
+
+    def normalize(self, text):
+        """Text as the vocabulary expects it (subclasses lowercase etc.)."""
+        return text
+
+    def tokenize(self, texts):
+        """Token ids of each text, no specials, no truncation: list of lists."""
+        token_ids = []
+        for chunk in self._normalized_chunks(_as_text_list(texts, "texts")):
+            token_ids.extend(self._tokenize_graph(chunk).to_list())
+        return token_ids
+
+    def detokenize(self, token_ids):
+        """Text of one sequence of ids; packing specials and padding left out.
+
+        Unknown-token ids stay (they show as the unknown token).
+        """
+        import tensorflow as tf
+
+        dropped = self.special_token_ids() - {self.unk_token_id}
+        kept = [int(i) for i in token_ids if int(i) not in dropped]
+        text = self._detokenize_graph(tf.ragged.constant([kept], tf.int32, ragged_rank=1))
+        return text.numpy()[0].decode("utf-8")
+
+    def encode(self, first, second=None):
+        """Packs texts (or text pairs) into fixed-length arrays.
+
+        Args:
+            first: a string or a list of strings.
+            second: None for single texts, or a list of the same length
+                (or one string when `first` is one string) for pairs.
+
+        Returns:
+            dict with `token_ids` (int32), `segment_ids` (int32) and
+            `padding_mask` (bool), each `(len(first), sequence_length)`.
+        """
+        first = _as_text_list(first, "first")
+        if second is None:
+            chunks = [(chunk,) for chunk in self._normalized_chunks(first)]
+            pack = self._pack_single_graph
+        else:
+            second = _as_text_list(second, "second")
+            if len(second) != len(first):
+                raise ValueError(
+                    f"Got {len(first)} first texts but {len(second)} second "
+                    "texts; pairs need one second text per first text."
+                )
+            chunks = zip(self._normalized_chunks(first), self._normalized_chunks(second))
+            pack = self._pack_pair_graph
+        token_ids = [np.zeros((0, self.sequence_length), np.int32)]
+        segment_ids = [np.zeros((0, self.sequence_length), np.int32)]
+        for chunk in chunks:
+            packed_ids, packed_segments = pack(*(self._tokenize_graph(texts) for texts in chunk))
+            token_ids.append(packed_ids.numpy())
+            segment_ids.append(packed_segments.numpy())
+        token_ids = np.concatenate(token_ids).astype(np.int32)
+        padding_mask = token_ids != -1
+        token_ids[~padding_mask] = self.pad_token_id
+        return {
+            "token_ids": token_ids,
+            "segment_ids": np.concatenate(segment_ids).astype(np.int32),
+            "padding_mask": padding_mask,
+        }
+
+    def _normalized_chunks(self, texts):
+        """Normalized texts as string tensors of at most `_TOKENIZE_CHUNK`."""
+        import tensorflow as tf
+
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            chunk = [self.normalize(text) for text in texts[start : start + _TOKENIZE_CHUNK]]
+            yield tf.constant(chunk, dtype=tf.string)
+
+    def fingerprint(self):
+        """Digest of everything that decides the arrays (for caches)."""
+        config = self.get_config()
+        text = json.dumps(
+            {"class": type(self).__name__, **config},
+            sort_keys=True,
+            default=lambda b: hashlib.sha256(b).hexdigest(),
+        )
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class WordPieceEncoder(TextEncoder):
+    """BERT-style WordPiece encoder: `[CLS] a [SEP] b [SEP]`, `[PAD]` padding.
+
+    Args:
+        vocabulary: list of tokens (line order of a BERT `vocab.txt`).
+        sequence_length: length of every packed row.
+        lowercase: lowercase the text (BERT "uncased" vocabularies).
+        strip_accents: remove accents (NFD, then drop combining marks).
+            None follows `lowercase`, as BERT does.
+
+    keras-hub's own lowercasing is Unicode case folding with NFKC
+    normalization, which rewrites characters BERT keeps ("µ" becomes "μ",
+    "ﬁ" becomes "fi") and so picks different ids than the vocabulary's
+    tokenizer. The text is therefore normalized here the way BERT's
+    normalizer does (accents stripped, then lowercased) and keras-hub only
+    splits it and applies WordPiece.
+    """
+
+    def __init__(self, vocabulary, sequence_length, lowercase=True, strip_accents=None):
+        from keras_hub.tokenizers import WordPieceTokenizer
+
+        super().__init__(sequence_length)
+        self.vocabulary = list(vocabulary)
+        self.lowercase = bool(lowercase)
+        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
+        self.tokenizer = WordPieceTokenizer(
+            vocabulary=self.vocabulary,
+            lowercase=False,
+            strip_accents=False,
+            oov_token="[UNK]",
+        )
+        self._set_packing("bert", pad="[PAD]", cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="[UNK]")
+
+    def normalize(self, text):
+        return bert_normalize(text, self.lowercase, self.strip_accents)
+
+    def get_config(self):
+        return {
+            "vocabulary": self.vocabulary,
+            "sequence_length": self.sequence_length,
+            "lowercase": self.lowercase,
+            "strip_accents": self.strip_accents,
+        }
+
+    def save(self, directory):
+        """Writes `vocab.txt` and `tokenizer_config.json` (Hugging Face layout)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "vocab.txt").write_text("\n".join(self.vocabulary) + "\n", encoding="utf-8")
+        _write_json(directory / "tokenizer_config.json", {
+            "do_lower_case": self.lowercase,
+            "strip_accents": self.strip_accents,
+        })
+
+
+class BytePairEncoder(TextEncoder):
+    """Byte-level BPE encoder, packed RoBERTa-style or GPT-2-style.
+
+    Args:
+        vocabulary: dict token -> id (a `vocab.json`).
+        merges: list of merge rules, each "left right" (a `merges.txt`).
+        sequence_length: length of every packed row.
+        packing: "roberta" (`<s> a </s></s> b </s>`, `<pad>` padding) or
+            "gpt2" (`a <|endoftext|> b`, padded with `<|endoftext|>`; GPT-2
+            has no pad, class or mask token, so those ids are None and only
+            `padding_mask` tells padding apart).
+    """
+
+    def __init__(self, vocabulary, merges, sequence_length, packing="roberta"):
+        from keras_hub.tokenizers import BytePairTokenizer
+
+        if packing not in ("roberta", "gpt2"):
+            raise ValueError(
+                f"packing must be 'roberta' or 'gpt2' for byte-pair "
+                f"vocabularies, got {packing!r}."
+            )
+        super().__init__(sequence_length)
+        self.vocabulary = dict(vocabulary)
+        self.merges = list(merges)
+        self.tokenizer = BytePairTokenizer(vocabulary=self.vocabulary, merges=self.merges)
+        if packing == "roberta":
+            self._set_packing("roberta", pad="<pad>", cls="<s>", sep="</s>", mask="<mask>", unk="<unk>")
+        else:
+            self._set_packing("gpt2", pad="<|endoftext|>", sep="<|endoftext|>")
+
+    def get_config(self):
+        return {
+            "vocabulary": self.vocabulary,
+            "merges": self.merges,
+            "sequence_length": self.sequence_length,
+            "packing": self.packing,
+        }
+
+    def save(self, directory):
+        """Writes `vocab.json`, `merges.txt` and `tokenizer_config.json`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_json(directory / "vocab.json", self.vocabulary)
+        (directory / "merges.txt").write_text(
+            "#version: 0.2\n" + "\n".join(self.merges) + "\n", encoding="utf-8"
+        )
+        _write_json(directory / "tokenizer_config.json", {"packing": self.packing})
+
+
+class SentencePieceEncoder(TextEncoder):
+    """ALBERT-style SentencePiece encoder: `[CLS] a [SEP] b [SEP]`, `<pad>` padding.
+
+    Args:
+        proto: the serialized sentencepiece model (bytes of `spiece.model`).
+        sequence_length: length of every packed row.
+        lowercase: lowercase the text before sentencepiece sees it (ALBERT
+            checkpoints' `do_lower_case`).
+    """
+
+    def __init__(self, proto, sequence_length, lowercase=True):
+        from keras_hub.tokenizers import SentencePieceTokenizer
+
+        super().__init__(sequence_length)
+        self.proto = bytes(proto)
+        self.lowercase = bool(lowercase)
+        self.tokenizer = SentencePieceTokenizer(proto=self.proto)
+        self._set_packing("bert", pad="<pad>", cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="<unk>")
+
+    def normalize(self, text):
+        return text.lower() if self.lowercase else text
+
+    def get_config(self):
+        return {
+            "proto": self.proto,
+            "sequence_length": self.sequence_length,
+            "lowercase": self.lowercase,
+        }
+
+    def save(self, directory):
+        """Writes `spiece.model` and `tokenizer_config.json`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "spiece.model").write_bytes(self.proto)
+        _write_json(directory / "tokenizer_config.json", {"do_lower_case": self.lowercase})
+
+
+def bert_normalize(text, lowercase=True, strip_accents=True):
+    """BERT's text normalization: accents stripped (NFD), then lowercased."""
+    if strip_accents:
+        text = unicodedata.normalize("NFD", text)
+        text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    return text.lower() if lowercase else text
+
+
+# Training ------------------------------------------------------------------
+
+
+def train_word_piece_vocabulary(documents, vocabulary_size, lowercase=True):
+    """Trains a BERT WordPiece vocabulary with keras-hub.
+
+    Lines of the documents are normalized as `WordPieceEncoder` will
+    normalize them (`lowercase=False` gives a cased vocabulary). The result
+    starts with `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]` (so `[PAD]` is
+    id 0) and has at most `vocabulary_size` tokens; keras-hub's trainer
+    stops at the largest vocabulary it can build within the limit.
+    """
+    import tensorflow as tf
+    from keras_hub.tokenizers import compute_word_piece_vocabulary
+
+    lines = [bert_normalize(line, lowercase, lowercase) for line in _corpus_lines(documents)]
+    return compute_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(lines).batch(1000),
+        vocabulary_size=vocabulary_size,
+        lowercase=False,
+        strip_accents=False,
+        reserved_tokens=list(BERT_SPECIAL_TOKENS),
+    )
+
+
+def train_byte_pair_vocabulary(documents, vocabulary_size, special_tokens=ROBERTA_SPECIAL_TOKENS):
+    """Trains a byte-level BPE vocabulary; returns `(vocabulary, merges)`.
+
+    keras-hub has no BPE trainer, so the Hugging Face `tokenizers` BPE
+    trainer learns the merges, with the same byte-level pre-tokenizer
+    (GPT-2's split pattern, no prefix space) that keras-hub's
+    `BytePairTokenizer` applies. All 256 byte symbols are kept, so any text
+    can be encoded. `special_tokens` take the first ids, in order: pass
+    `ROBERTA_SPECIAL_TOKENS` or `GPT2_SPECIAL_TOKENS`.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    minimum = len(special_tokens) + len(alphabet)
+    if vocabulary_size < minimum:
+        raise ValueError(
+            f"vocabulary_size {vocabulary_size} is too small for byte-level "
+            f"BPE: the {len(alphabet)} byte symbols and {len(special_tokens)} "
+            f"special tokens alone need {minimum}."
+        )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocabulary_size,
+        special_tokens=list(special_tokens),
+        initial_alphabet=alphabet,
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_corpus_lines(documents), trainer=trainer)
+    model = json.loads(tokenizer.to_str())["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    return dict(model["vocab"]), merges
+
+
+def train_sentence_piece_model(documents, vocabulary_size, lowercase=True):
+    """Trains an ALBERT-style unigram sentencepiece model; returns its bytes.
+
+    Ids: `<pad>` 0, `<unk>` 1, `[CLS]` 2, `[SEP]` 3, `[MASK]` 4 (control
+    pieces: never produced from text). Lines are lowercased first when
+    `lowercase` (pass the same flag to `SentencePieceEncoder`).
+    """
+    import sentencepiece
+
+    lines = [line.lower() if lowercase else line for line in _corpus_lines(documents)]
+    model = io.BytesIO()
+    try:
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            vocab_size=vocabulary_size,
+            model_type="unigram",
+            pad_id=0,
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+            control_symbols=list(ALBERT_CONTROL_TOKENS),
+            character_coverage=1.0,
+            num_threads=1,
+            minloglevel=2,
+        )
+    except RuntimeError as error:
+        raise ValueError(
+            f"sentencepiece could not train a {vocabulary_size}-piece model "
+            f"on this corpus ({error}). Use a smaller vocabulary_size or a "
+            "larger corpus."
+        ) from None
+    return model.getvalue()
+
+
+def _corpus_lines(documents):
+    if isinstance(documents, str):
+        raise TypeError("documents must be a list of strings, not one string.")
+    lines = [line for document in documents for line in document.split("\n") if line.strip()]
+    if not lines:
+        raise ValueError("The corpus has no text to train a vocabulary on.")
+    return lines
+
+
+# Hugging Face checkpoint folders -------------------------------------------
+
+
+def load_word_piece_encoder(directory, sequence_length):
+    """WordPiece encoder from a BERT folder: `vocab.txt` (+ `tokenizer_config.json`).
+
+    `do_lower_case` and `strip_accents` are read from
+    `tokenizer_config.json`; without that file the Hugging Face defaults
+    apply (lowercase, accents stripped).
+    """
+    directory = Path(directory)
+    vocab_file = _required_file(directory, "vocab.txt", "a BERT WordPiece vocabulary")
+    config = _optional_json(directory / "tokenizer_config.json")
+    vocabulary = vocab_file.read_text(encoding="utf-8").split("\n")
+    if vocabulary and vocabulary[-1] == "":
+        vocabulary.pop()  # the file's final newline
+    return WordPieceEncoder(
+        vocabulary,
+        sequence_length,
+        lowercase=config.get("do_lower_case", True),
+        strip_accents=config.get("strip_accents"),
+    )
+
+
+def load_byte_pair_encoder(directory, sequence_length, packing="roberta"):
+    """Byte-level BPE encoder from a RoBERTa/GPT-2 folder: `vocab.json` + `merges.txt`."""
+    directory = Path(directory)
+    vocab_file = _required_file(directory, "vocab.json", "a byte-level BPE vocabulary")
+    merges_file = _required_file(directory, "merges.txt", "the BPE merge rules")
+    vocabulary = json.loads(vocab_file.read_text(encoding="utf-8"))
+    merges = [
+        line
+        for line in merges_file.read_text(encoding="utf-8").split("\n")
+        if line and not line.startswith("#version")
+    ]
+    return BytePairEncoder(vocabulary, merges, sequence_length, packing=packing)
+
+
+def load_sentence_piece_encoder(directory, sequence_length):
+    """SentencePiece encoder from an ALBERT folder: `spiece.model`.
+
+    `do_lower_case` comes from `tokenizer_config.json` (default True, as for
+    ALBERT checkpoints).
+    """
+    directory = Path(directory)
+    model_file = _required_file(directory, "spiece.model", "an ALBERT sentencepiece model")
+    config = _optional_json(directory / "tokenizer_config.json")
+    return SentencePieceEncoder(
+        model_file.read_bytes(),
+        sequence_length,
+        lowercase=config.get("do_lower_case", True),
+    )
+
+
+def _required_file(directory, name, what):
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"Tokenizer folder {directory} does not exist. Pass the folder of "
+            "a checkpoint (the one holding its tokenizer files)."
+        )
+    path = directory / name
+    if not path.is_file():
+        present = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+        raise FileNotFoundError(
+            f"{path} is missing: the folder must hold {name} ({what}). "
+            f"It holds: {present}."
+        )
+    return path
+
+
+def _optional_json(path):
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}). Fix or remove it.") from None
+
+
+def _write_json(path, value):
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _as_text_list(texts, name):
+    if isinstance(texts, str):
+        return [texts]
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{name}[{index}] is {type(text).__name__}, not str: pass text "
+                "strings (decode bytes first)."
+            )
+    return texts
+
+
+# Array caches --------------------------------------------------------------
+
+
+def encode_to_npz(encoder, path, first, second=None, **extra_arrays):
+    """Encodes texts once and saves the arrays (plus `extra_arrays`, e.g. labels).
+
+    The file also records the encoder's fingerprint and the texts' digest so
+    that `cached_encode` can tell whether it is still valid. Returns the
+    arrays that were saved.
+    """
+    arrays = encoder.encode(first, second)
+    for name, value in extra_arrays.items():
+        value = np.asarray(value)
+        if name in arrays or name == "fingerprint":
+            raise ValueError(f"extra array name {name!r} is reserved; rename it.")
+        if len(value) != len(arrays["token_ids"]):
+            raise ValueError(
+                f"extra array {name!r} has {len(value)} rows but there are "
+                f"{len(arrays['token_ids'])} texts; give one value per text."
+            )
+        arrays[name] = value
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name first: an interrupted run never leaves
+    # a half-written cache behind.
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(partial, fingerprint=np.array(_cache_key(encoder, first, second, extra_arrays)), **arrays)
+    partial.replace(path)
+    return arrays
+
+
+def load_token_arrays(path):
+    """Reads arrays written by `encode_to_npz` (numpy only, no TensorFlow)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Token array file {path} does not exist. Create it with "
+            "reference_impl.tokenizers.encode_to_npz (needs TensorFlow)."
+        )
+    with np.load(path, allow_pickle=False) as data:
+        missing = [name for name in ARRAY_NAMES if name not in data.files]
+        if missing:
+            raise ValueError(
+                f"{path} lacks the arrays {missing}; it was not written by "
+                "encode_to_npz. Delete it and encode again."
+            )
+        return {name: data[name] for name in data.files if name != "fingerprint"}
+
+
+def cached_encode(encoder, path, first, second=None, **extra_arrays):
+    """`encode_to_npz` unless `path` already holds these texts' arrays.
+
+    The cache is reused only when the encoder (vocabulary, normalization,
+    sequence length, packing) and the texts are the same; otherwise it is
+    rebuilt.
+    """
+    path = Path(path)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
+        if stored == _cache_key(encoder, first, second, extra_arrays):
+            return load_token_arrays(path)
+    return encode_to_npz(encoder, path, first, second, **extra_arrays)
+
+
+def _cache_key(encoder, first, second, extra_arrays):
+    """Digest of the encoder, the texts and the extra arrays."""
+    digest = hashlib.sha256(encoder.fingerprint().encode("utf-8"))
+    for texts in (first, second):
+        for text in _as_text_list(texts, "texts") if texts is not None else ["<none>"]:
+            digest.update(text.encode("utf-8") + b"\x00")
+        digest.update(b"\x01")
+    for name in sorted(extra_arrays):
+        value = np.ascontiguousarray(extra_arrays[name])
+        digest.update(f"{name}:{value.dtype}:{value.shape}".encode("utf-8") + value.tobytes())
+    return digest.hexdigest()
