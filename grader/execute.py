@@ -60,9 +60,11 @@ class CappedClient(NotebookClient):
         if self.output_seen > self.output_cap:
             if not getattr(self, "output_truncated", False):
                 self.output_truncated = True
-                return nbformat.v4.new_output(
+                notice = nbformat.v4.new_output(
                     "stream", name="stderr",
                     text=f"[grader: output beyond {self.output_cap} bytes discarded]\n")
+                outs.append(notice)
+                return notice
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -75,6 +77,14 @@ def _owned_dir(prefix, uid):
 
 
 async def _run_cells(client, nb, limits, execution, kernel_kwargs):
+    try:
+        await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs)
+    finally:  # whatever happened, no sandbox outlives its notebook
+        if client.km.has_kernel:
+            await client.km.shutdown_kernel(now=True)
+
+
+async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
     deadline = time.monotonic() + limits.notebook_seconds
     async with client.async_setup_kernel(**kernel_kwargs):
         for index, cell in enumerate(nb.cells):

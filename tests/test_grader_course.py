@@ -1,0 +1,175 @@
+"""The course workflow end to end: setup, release, collect, autograde, feedback, export."""
+
+import csv
+import json
+import os
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from grader import course
+
+SDPA = """def scaled_dot_product_attention(query, key, value, mask=None):
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
+    if mask is not None:
+        scores = ops.where(mask, scores, -1e9)
+    weights = ops.softmax(scores, axis=-1)
+    return ops.matmul(weights, value), weights"""
+SDPA_MASK_AFTER_SOFTMAX = """def scaled_dot_product_attention(query, key, value, mask=None):
+    scores = ops.einsum("bhqd,bhkd->bhqk", query, key) / np.sqrt(query.shape[-1])
+    weights = ops.softmax(scores, axis=-1)
+    if mask is not None:
+        weights = ops.where(mask, weights, 0.0)
+    return ops.einsum("bhqk,bhkd->bhqd", weights, value), weights"""
+CAUSAL_OFF_BY_ONE = """def causal_attention_mask(query_length, key_length, offset=0):
+    return np.arange(key_length)[None, :] < np.arange(query_length)[:, None] + offset"""
+CAUSAL_ALWAYS_EQUAL = """class Anything:
+    def __eq__(self, other): return True
+    def __array__(self, dtype=None, copy=None): return np.array(object())
+def causal_attention_mask(query_length, key_length, offset=0):
+    return Anything()"""
+HEADS = """def split_heads(x, num_heads):
+    b, t, w = x.shape
+    return np.stack(np.split(x, num_heads, axis=-1), axis=1)
+
+def merge_heads(x):
+    return np.concatenate([x[:, i] for i in range(x.shape[1])], axis=-1)"""
+
+
+def student_notebook(release_nb, solutions):
+    nb = nbformat.from_dict(json.loads(json.dumps(release_nb)))
+    for cell in nb.cells:
+        name = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if name in solutions:
+            cell.source = solutions[name]
+    return nb
+
+
+def tamper(nb):
+    """Edit a locked test cell, inflate points, delete one test cell, duplicate another."""
+    cells = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade_id") == "sdpa_no_mask_test":
+            cell.source = "print('all tests passed')"
+            meta["points"] = 100
+        if meta.get("grade_id") == "merge_heads_test":
+            continue
+        cells.append(cell)
+        if meta.get("grade_id") == "split_heads_test":
+            cells.append(nbformat.from_dict(json.loads(json.dumps(cell))))
+    nb.cells = cells
+    # A forged capture written from a student cell: a pickle, where an array is expected.
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os, pickle\n"
+        "with open(os.environ.get('GRADER_CAPTURE_DIR', '.') + '/attention.causal_mask.npz', 'wb') as f:\n"
+        "    pickle.dump({'call0_output0': 'payload'}, f)"))
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    path = course.setup(str(root / "course"))
+    release_dir = course.release(path, "attention")
+    release_nb = nbformat.read(os.path.join(release_dir, "attention.ipynb"), as_version=4)
+    source_nb = nbformat.read(os.path.join(path, "source", "attention", "attention.ipynb"), as_version=4)
+    inbox = root / "inbox"
+    submissions = {
+        "correct": source_nb,
+        "stub": release_nb,
+        "partial": student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE, "heads": HEADS}),
+        "masklate": student_notebook(release_nb, {"sdpa": SDPA_MASK_AFTER_SOFTMAX}),
+        "tamper": tamper(student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_ALWAYS_EQUAL,
+                                                       "heads": HEADS})),
+    }
+    for student, nb in submissions.items():
+        (inbox / student).mkdir(parents=True)
+        nbformat.write(nb, str(inbox / student / "attention.ipynb"))
+    (inbox / "broken").mkdir()
+    (inbox / "broken" / "attention.ipynb").write_text('{"cells": [ this is not json')
+    course.collect(path, "attention", str(inbox))
+    results = course.autograde(path, "attention", workers=2, progress=False)
+    return path, {r["student"]: r for r in results}
+
+
+def messages(result):
+    nb = result["notebooks"]["attention"]
+    return nb["problems"] + nb["events"] + [c["message"] for cell in nb["cells"] for c in cell["cases"]]
+
+
+def cell_scores(result):
+    return {c["grade_id"]: c["score"] for c in result["notebooks"]["attention"]["cells"]}
+
+
+def test_correct_submission_gets_full_marks(graded):
+    _, results = graded
+    assert results["correct"]["score"] == results["correct"]["max_score"] == 9
+
+
+def test_released_stub_gets_zero_without_crashing(graded):
+    _, results = graded
+    assert results["stub"]["score"] == 0
+    assert any("NotImplementedError" in m for m in messages(results["stub"]))
+
+
+def test_partial_submission_gets_matching_partial_credit_and_names_the_bug(graded):
+    _, results = graded
+    scores = cell_scores(results["partial"])
+    assert scores == {"sdpa_no_mask_test": 2, "sdpa_padding_test": 2, "causal_mask_test": 0,
+                      "causal_attention_test": 1, "split_heads_test": 1, "merge_heads_test": 1}
+    assert any("off by one: a query cannot see its own position" in m for m in messages(results["partial"]))
+
+
+def test_mask_after_softmax_is_named(graded):
+    _, results = graded
+    assert cell_scores(results["masklate"])["sdpa_no_mask_test"] == 2  # no mask: nothing to get wrong
+    assert cell_scores(results["masklate"])["sdpa_padding_test"] == 0
+    assert any("mask applied after the softmax" in m for m in messages(results["masklate"]))
+
+
+def test_tampering_earns_only_honest_work(graded):
+    _, results = graded
+    result = results["tamper"]
+    # Restored test cells grade the honest sdpa and heads; the always-equal mask and the
+    # forged pickle capture earn nothing; inflated points are ignored.
+    assert cell_scores(result) == {"sdpa_no_mask_test": 2, "sdpa_padding_test": 2, "causal_mask_test": 0,
+                                   "causal_attention_test": 1, "split_heads_test": 1, "merge_heads_test": 1}
+    text = "\n".join(messages(result))
+    assert "locked cell 'sdpa_no_mask_test' was edited" in text
+    assert "'merge_heads_test' was missing" in text and "appeared twice" in text
+
+
+def test_malformed_notebook_gets_a_message_and_the_run_goes_on(graded):
+    _, results = graded
+    assert results["broken"]["score"] == 0
+    assert any("not a readable notebook" in m for m in messages(results["broken"]))
+
+
+def test_gradebook_holds_the_scores(graded):
+    path, results = graded
+    with Gradebook(course.db_url(path)) as gb:
+        for student, result in results.items():
+            assert gb.find_submission("attention", student).score == result["score"]
+
+
+def test_rerun_skips_finished_work_and_keeps_grades(graded):
+    path, results = graded
+    again = course.autograde(path, "attention", workers=2, progress=False)
+    assert {r["student"]: r["score"] for r in again} == {s: r["score"] for s, r in results.items()}
+
+
+def test_exports_and_feedback(graded):
+    path, results = graded
+    csv_path = course.export(path, "attention")
+    with open(csv_path) as f:
+        rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert rows == {s: r["score"] for s, r in results.items()}
+    with open(os.path.join(path, "exports", "gradescope", "partial", "results.json")) as f:
+        gradescope = json.load(f)
+    assert gradescope["score"] == 7 and len(gradescope["tests"]) == 6
+    assert {"name", "score", "max_score", "visibility", "output"} <= set(gradescope["tests"][0])
+    pages = course.feedback(path, "attention")
+    with open([p for p in pages if "/partial/" in p][0]) as f:
+        assert "off by one" in f.read()
