@@ -106,16 +106,19 @@ def pack_sentences(documents, sequence_length, start_id, end_id, pad_id,
     budget = sequence_length - 2
     rows, current = [], []
     for index, document in enumerate(documents):
-        if index and document_separator_id is not None and current:
-            current.append(document_separator_id)
-        for sentence in document:
+        for position, sentence in enumerate(document):
             sentence = list(sentence)[:budget]
             if current and len(current) + len(sentence) > budget:
                 rows.append(current)
                 current = []
-            current.extend(sentence)
+            # The separator goes with the first sentence of a document, never at a row's start.
+            crossing = index and position == 0 and document_separator_id is not None and current
+            if crossing and len(current) + 1 + len(sentence) > budget:
+                rows.append(current)
+                current = []
+            current.extend(([document_separator_id] if crossing and current else []) + sentence)
     if current:
-        rows.append(current[:budget])
+        rows.append(current)
     token_ids = np.full((len(rows), sequence_length), pad_id, dtype="int32")
     padding_mask = np.zeros((len(rows), sequence_length), dtype="int32")
     for i, row in enumerate(rows):

@@ -75,3 +75,19 @@ def test_dynamic_masking_differs_between_epochs_static_does_not():
     np.testing.assert_array_equal(first, second)
     # Reproducible: the same seed gives the same dynamic masks.
     np.testing.assert_array_equal(two_epochs(True)[1], two_epochs(True)[1])
+
+
+def test_full_sentence_packing_fills_rows_and_marks_document_boundaries():
+    from reference_impl.pretraining import pack_sentences
+
+    documents = [[[5] * 3, [6] * 4], [[7] * 2, [8] * 5], [[9] * 9]]
+    packed = pack_sentences(documents, 10, start_id=1, end_id=2, pad_id=0, document_separator_id=2)
+    rows = [list(r[m == 1]) for r, m in zip(packed["token_ids"], packed["padding_mask"])]
+    assert rows == [
+        [1, 5, 5, 5, 6, 6, 6, 6, 2],       # 7 tokens; [SEP]+[7,7] would make 10 > 8
+        [1, 7, 7, 8, 8, 8, 8, 8, 2],
+        [1, 9, 9, 9, 9, 9, 9, 9, 9, 2],    # a long sentence is cut to the row budget
+    ]
+    documents = [[[5] * 2], [[6] * 2]]
+    packed = pack_sentences(documents, 10, start_id=1, end_id=2, pad_id=0, document_separator_id=3)
+    assert list(packed["token_ids"][0][packed["padding_mask"][0] == 1]) == [1, 5, 5, 3, 6, 6, 2]
