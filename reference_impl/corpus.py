@@ -28,10 +28,12 @@ _UNDERLINE_ROW = re.compile(r"^[*=\-]{3,}\s*$")
 _LEADING_MARKER = re.compile(r"^(?:\* |\[\d+\] )")
 
 # A sentence ends at ".", "!" or "?" (optionally followed by a closing quote
-# or bracket) when whitespace and then an upper-case letter, a digit or an
-# opening quote follow. Abbreviations followed by a lower-case word
-# ("e.g. the") therefore do not end a sentence.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]?\s+(?=[A-Z0-9\"“‘(])")
+# or bracket, which stays with the sentence) when whitespace and then an
+# upper-case letter, a digit, an opening quote or "(" follow. Abbreviations
+# followed by a lower-case word ("e.g. the") therefore do not end one.
+_SENTENCE_END = re.compile(
+    r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=[A-Z0-9\"“‘(])"
+)
 
 
 def offline_corpus():
