@@ -1,0 +1,156 @@
+"""Command line: `python -m benchmarks {suite,baseline,run,report} --help`.
+
+    python -m benchmarks suite out/glue_builtin           # offline GLUE-style suite
+    python -m benchmarks baseline out/subs/tiny --tasks SST-2 CoLA
+    python -m benchmarks run out/subs/* --tasks SST-2 CoLA MRPC STS-B RTE \\
+        --seeds 0 1 --max-train-examples 2000 --report out/report
+    python -m benchmarks report --db out/results.db --output out/report
+"""
+
+import argparse
+import os
+import sys
+
+from benchmarks import tasks
+
+DEFAULT_GLUE_DIR = os.environ.get(
+    "GLUE_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "glue_data")
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="GLUE benchmark harness: fine-tune submitted encoders on GLUE tasks, keep every run in a "
+        "SQLite database, and write leaderboards (Markdown, HTML), Gradescope results and GLUE server zips.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    suite = commands.add_parser("suite", help="write the offline built-in GLUE-style suite (synthetic labels on real text)")
+    suite.add_argument("folder")
+    suite.add_argument("--train-size", type=int, default=64)
+    suite.add_argument("--dev-size", type=int, default=32)
+    suite.add_argument("--test-size", type=int, default=16)
+
+    baseline = commands.add_parser("baseline", help="save a from-scratch reference BERT as a submission")
+    baseline.add_argument("folder", help="submission folder to create")
+    add_data_arguments(baseline)
+    baseline.add_argument("--vocabulary-size", type=int, default=2000)
+    baseline.add_argument("--preset", default="tiny", help="reference_impl BertBackbone preset (tiny, mini, small, ...)")
+    baseline.add_argument("--hidden-dim", type=int, help="override the preset's hidden size")
+    baseline.add_argument("--num-layers", type=int, help="override the preset's number of layers")
+
+    run = commands.add_parser("run", help="benchmark submissions (skips runs already in the database)")
+    run.add_argument("submissions", nargs="+", help="submission folders (encoder.keras, vocab.txt, metadata.json)")
+    add_data_arguments(run)
+    run.add_argument("--seeds", type=int, nargs="+", default=[0])
+    run.add_argument("--learning-rates", type=float, nargs="+", default=[2e-5], help="several values: a grid, best on dev reported")
+    run.add_argument("--epochs", type=int, default=3)
+    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--sequence-length", type=int, default=128)
+    run.add_argument("--warmup-ratio", type=float, default=0.1)
+    run.add_argument("--weight-decay", type=float, default=0.01)
+    run.add_argument("--clipnorm", type=float, default=1.0)
+    run.add_argument("--max-train-examples", type=int, help="a fixed random subset of the training set (quick runs)")
+    run.add_argument("--max-eval-examples", type=int, help="only the first N dev/test examples (quick runs)")
+    run.add_argument("--gpu", action="store_true", help="bf16 mixed precision and XLA compilation")
+    run.add_argument("--db", default="demo_output/benchmarks/results.db")
+    run.add_argument("--cache-dir", default="demo_output/benchmarks/tokenized", help="tokenized .npz arrays")
+    run.add_argument("--report", help="write the reports into this folder afterwards")
+    run.add_argument("--no-progress", action="store_true")
+
+    report = commands.add_parser("report", help="write leaderboard.md/.html, Gradescope results.json, GLUE zips")
+    report.add_argument("--db", default="demo_output/benchmarks/results.db")
+    report.add_argument("--output", default="demo_output/benchmarks/report")
+    return parser
+
+
+def add_data_arguments(parser):
+    parser.add_argument("--glue-dir", default=DEFAULT_GLUE_DIR, help="glue_data folder (default: $GLUE_DIR or ../shared/glue_data)")
+    parser.add_argument("--tasks", nargs="+", default=["SST-2", "CoLA", "MRPC", "STS-B", "RTE"], choices=list(tasks.TASKS))
+
+
+def command_suite(args):
+    from benchmarks.builtin_suite import write_builtin_suite
+
+    write_builtin_suite(args.folder, args.train_size, args.dev_size, args.test_size)
+    print(f"wrote the built-in suite to {args.folder}")
+
+
+def command_baseline(args):
+    from benchmarks import submissions
+    from reference_impl.bert import BertBackbone
+
+    texts = [text for name in args.tasks for example in tasks.read_split(args.glue_dir, name, "train").texts for text in example]
+    config = dict(BertBackbone.presets[args.preset])
+    config.pop("vocabulary_size", None)
+    if args.hidden_dim:
+        config.update(hidden_dim=args.hidden_dim, intermediate_dim=4 * args.hidden_dim)
+    if args.num_layers:
+        config["num_layers"] = args.num_layers
+    name = os.path.basename(os.path.normpath(args.folder))
+    submissions.make_baseline_submission(args.folder, texts, name=name, vocabulary_size=args.vocabulary_size, **config)
+    print(f"saved baseline submission {name} to {args.folder}")
+
+
+def command_run(args):
+    from benchmarks import finetune, reports, results, runner
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
+    database = results.ResultsDatabase(args.db)
+    if args.gpu:
+        import keras
+
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    for learning_rate in args.learning_rates:
+        config = finetune.FineTuneConfig(
+            learning_rate=learning_rate,
+            weight_decay=args.weight_decay,
+            warmup_ratio=args.warmup_ratio,
+            clipnorm=args.clipnorm,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            sequence_length=args.sequence_length,
+            max_train_examples=args.max_train_examples,
+            max_eval_examples=args.max_eval_examples,
+            mixed_precision=args.gpu,
+            jit_compile=args.gpu,
+        )
+        runner.BenchmarkRunner(
+            database, args.glue_dir, args.tasks, args.seeds, config, args.cache_dir, progress=not args.no_progress
+        ).run(args.submissions)
+    for failure in database.failures():
+        print(f"error: {failure.submission_name} [{failure.task}]: {failure.error}", file=sys.stderr)
+    if args.report:
+        write_reports(database, args.report)
+
+
+def command_report(args):
+    from benchmarks import results
+
+    if not os.path.exists(args.db):
+        sys.exit(f"error: no results database at {args.db}; run `python -m benchmarks run ...` first.")
+    write_reports(results.ResultsDatabase(args.db), args.output)
+
+
+def write_reports(database, folder):
+    from benchmarks import reports
+
+    written, notes = reports.write_all(database, folder)
+    print(reports.to_markdown(reports.leaderboard(database)))
+    for note in notes:
+        print(f"note: {note}")
+    print(f"reports in {folder}")
+    return written
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        {"suite": command_suite, "baseline": command_baseline, "run": command_run, "report": command_report}[args.command](args)
+    except tasks.GlueDataError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

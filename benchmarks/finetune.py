@@ -1,0 +1,154 @@
+"""The fine-tuning recipe: one documented procedure for every submission.
+
+Recipe (BERT's, Devlin et al. 2019, Appendix A.3):
+- head: dropout then a dense layer on `pooled_output` ([CLS]); one output and
+  mean squared error for STS-B, class logits and cross-entropy otherwise;
+- AdamW (beta_1=0.9, beta_2=0.999, epsilon=1e-6), weight decay 0.01 on all
+  weights except biases and LayerNorm gamma/beta;
+- learning rate rising linearly from 0 over the first `warmup_ratio` of the
+  steps, then falling linearly to 0; gradients clipped to global norm
+  `clipnorm`;
+- `epochs` passes over at most `max_train_examples` examples in batches of
+  `batch_size`, shuffled by a generator seeded with the run's seed.
+
+`keras.utils.set_random_seed(seed)` fixes initialisation and dropout, so a
+run on the CPU gives the same predictions every time. On a GPU the recipe
+uses bf16 mixed precision and XLA compilation.
+"""
+
+import dataclasses
+import math
+import time
+
+import keras
+import numpy as np
+
+
+@dataclasses.dataclass
+class FineTuneConfig:
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    clipnorm: float = 1.0
+    epochs: int = 3
+    batch_size: int = 32
+    dropout: float = 0.1
+    sequence_length: int = 128
+    max_train_examples: int = None
+    max_eval_examples: int = None
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@keras.saving.register_keras_serializable(package="benchmarks")
+class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """0 -> `peak` linearly over `warmup_steps`, then linearly to 0 at `total_steps`."""
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        return self.peak * keras.ops.maximum(keras.ops.minimum(warmup, decay), 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def make_optimizer(config, total_steps):
+    schedule = LinearWarmupDecay(config.learning_rate, int(config.warmup_ratio * total_steps), total_steps)
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=config.weight_decay,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        clipnorm=config.clipnorm,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
+def build_classifier(encoder, num_outputs, dropout):
+    """Encoder + dropout + dense head on `pooled_output`; float32 outputs."""
+    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in encoder.input}
+    pooled = encoder(inputs)["pooled_output"]
+    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
+    outputs = keras.layers.Dense(
+        num_outputs,
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+        dtype="float32",
+        name="head",
+    )(pooled)
+    return keras.Model(inputs, outputs, name="glue_classifier")
+
+
+def steps_per_epoch(train_arrays, config):
+    return math.ceil(len(train_arrays["labels"]) / config.batch_size)
+
+
+@dataclasses.dataclass
+class FineTuneResult:
+    model: keras.Model
+    train_seconds: float
+    train_sequences_per_second: float
+    train_tokens_per_second: float
+
+
+def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=()):
+    """Fine-tune `encoder` (modified in place) on `train_arrays`; return the classifier."""
+    keras.utils.set_random_seed(seed)
+    regression = num_classes == 1
+    model = build_classifier(encoder, num_classes, config.dropout)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch(train_arrays, config) * config.epochs),
+        loss=keras.losses.MeanSquaredError() if regression else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=config.jit_compile,
+    )
+    features = {k: train_arrays[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    order_generator = np.random.default_rng(seed)
+    start = time.perf_counter()
+    # One fit() per epoch over a seeded permutation: the example order is
+    # the same on every backend (Keras' own shuffle is backend-specific).
+    for _ in range(config.epochs):
+        order = order_generator.permutation(len(train_arrays["labels"]))
+        model.fit(
+            {k: v[order] for k, v in features.items()},
+            train_arrays["labels"][order],
+            batch_size=config.batch_size,
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            callbacks=list(callbacks),
+        )
+    seconds = time.perf_counter() - start
+    sequences = len(train_arrays["labels"]) * config.epochs
+    tokens = int(train_arrays["padding_mask"].sum()) * config.epochs
+    return FineTuneResult(model, seconds, sequences / seconds, tokens / seconds)
+
+
+def predict(model, arrays, num_classes, batch_size=128):
+    """Class ids (argmax of the logits) or regression scores for every example."""
+    features = {k: arrays[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    outputs = model.predict(features, batch_size=batch_size, verbose=0)
+    return outputs[:, 0].astype("float64") if num_classes == 1 else outputs.argmax(axis=-1)
+
+
+class ProgressCallback(keras.callbacks.Callback):
+    """Advances a tqdm bar by one step per training batch (shows time left)."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
