@@ -36,6 +36,7 @@ import hashlib
 import io
 import json
 import unicodedata
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,6 @@ GPT2_SPECIAL_TOKENS = ("<|endoftext|>",)
 # ALBERT's sentencepiece models put <pad> at 0 and <unk> at 1, then the
 # BERT-style control pieces.
 ALBERT_CONTROL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
-PACKING_STYLES = ("bert", "roberta", "gpt2")
 ARRAY_NAMES = ("token_ids", "segment_ids", "padding_mask")
 
 # Texts handed to TensorFlow at once; bounds memory on large corpora.
@@ -102,10 +102,11 @@ class TextEncoder:
     def _build_graphs(self):
         """Wraps tokenizer and packer in `tf.function`s.
 
-        Inside a TensorFlow graph keras-hub runs its TensorFlow path (the
-        tensorflow-text kernels: FastWordpieceTokenizer, SentencepieceOp,
-        the byte-level BPE ops); called eagerly it would take a pure-Python
-        fallback instead. Fixed signatures keep each graph traced once.
+        Inside a TensorFlow graph keras-hub takes its TensorFlow path
+        (tensorflow-text's FastWordpieceTokenizer and SentencepieceOp,
+        keras-hub's byte-level BPE in TensorFlow ops); called eagerly it
+        would take a pure-Python fallback instead. Fixed signatures keep
+        each graph traced once per encoder.
         """
         import tensorflow as tf
 
@@ -171,7 +172,8 @@ class TextEncoder:
         dropped = self.special_token_ids() - {self.unk_token_id}
         kept = [int(i) for i in token_ids if int(i) not in dropped]
         text = self._detokenize_graph(tf.ragged.constant([kept], tf.int32, ragged_rank=1))
-        return text.numpy()[0].decode("utf-8")
+        # Byte-level ids cut mid-character decode to U+FFFD, not an error.
+        return text.numpy()[0].decode("utf-8", errors="replace")
 
     def encode(self, first, second=None):
         """Packs texts (or text pairs) into fixed-length arrays.
@@ -623,14 +625,22 @@ def load_token_arrays(path):
             f"Token array file {path} does not exist. Create it with "
             "reference_impl.tokenizers.encode_to_npz (needs TensorFlow)."
         )
-    with np.load(path, allow_pickle=False) as data:
-        missing = [name for name in ARRAY_NAMES if name not in data.files]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the arrays {missing}; it was not written by "
-                "encode_to_npz. Delete it and encode again."
-            )
-        return {name: data[name] for name in data.files if name != "fingerprint"}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} is not a readable .npz file ({error}). Delete it and "
+            "encode again with encode_to_npz."
+        ) from None
+    missing = [name for name in ARRAY_NAMES if name not in arrays]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the arrays {missing}; it was not written by "
+            "encode_to_npz. Delete it and encode again."
+        )
+    arrays.pop("fingerprint", None)
+    return arrays
 
 
 def cached_encode(encoder, path, first, second=None, **extra_arrays):
@@ -641,12 +651,18 @@ def cached_encode(encoder, path, first, second=None, **extra_arrays):
     rebuilt.
     """
     path = Path(path)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            stored = str(data["fingerprint"]) if "fingerprint" in data.files else None
-        if stored == _cache_key(encoder, first, second, extra_arrays):
-            return load_token_arrays(path)
+    if path.is_file() and _stored_cache_key(path) == _cache_key(encoder, first, second, extra_arrays):
+        return load_token_arrays(path)
     return encode_to_npz(encoder, path, first, second, **extra_arrays)
+
+
+def _stored_cache_key(path):
+    """The cache key saved in `path`, or None where there is none to read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["fingerprint"]) if "fingerprint" in data.files else None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None  # unreadable: rebuilt like any stale cache
 
 
 def _cache_key(encoder, first, second, extra_arrays):

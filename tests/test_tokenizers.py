@@ -349,3 +349,10 @@ def test_cached_arrays_load_without_tensorflow(short_minilm, tmp_path):
     assert loaded == {k: v.tolist() for k, v in written.items()}
     with pytest.raises(FileNotFoundError, match="encode_to_npz"):
         load_token_arrays(tmp_path / "absent.npz")
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match=r"broken\.npz is not a readable \.npz file"):
+        load_token_arrays(broken)
+    # As a cache, an unreadable file is simply rebuilt.
+    rebuilt = cached_encode(short_minilm, broken, ["one text"], ["another"])
+    np.testing.assert_array_equal(rebuilt["token_ids"], written["token_ids"])
