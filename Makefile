@@ -26,7 +26,7 @@ system-deps:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || echo "note: bubblewrap (bwrap) is not installed; the grader's sandbox needs it"; }
 
 demo: install
-	$(BIN)/python -m reference_impl.demo
+	$(BIN)/python -m course_demo
 
 test: install
 	$(BIN)/python -m pytest -q

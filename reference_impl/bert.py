@@ -33,13 +33,13 @@ class BertBackbone(Backbone):
     with the exact GELU (Hugging Face's "gelu") import with activation="gelu".
     """
 
+    # The sizes of Turc et al. (2019) and BERT-base, with BERT's uncased
+    # WordPiece vocabulary; pass vocabulary_size= for your own tokenizer.
     presets = {
-        "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
-        "mini": dict(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024),
-        "small": dict(num_layers=4, num_heads=8, hidden_dim=512, intermediate_dim=2048),
-        "medium": dict(num_layers=8, num_heads=8, hidden_dim=512, intermediate_dim=2048),
-        "base": dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072,
-                     vocabulary_size=30522),
+        name: dict(num_layers=layers, num_heads=hidden // 64, hidden_dim=hidden,
+                   intermediate_dim=4 * hidden, vocabulary_size=30522)
+        for name, layers, hidden in (("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512),
+                                     ("medium", 8, 512), ("base", 12, 768))
     }
 
     def __init__(

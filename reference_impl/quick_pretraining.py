@@ -82,6 +82,8 @@ def pretraining_dataset(family, documents, encoder, batch_size=16, seed=0, dynam
     masking = dict(special_token_ids=encoder.special_token_ids(),
                    vocabulary_size=encoder.vocabulary_size,
                    mask_token_id=encoder.mask_token_id)
+    if family == "electra":  # the paper: no random replacements, the generator makes them
+        masking.update(mask_token_rate=0.85, random_token_rate=0.0)
     if family in ("bert", "albert"):
         objective = "nsp" if family == "bert" else "sop"
         pairs = sentence_pair_examples(ids, length, encoder.cls_token_id, encoder.sep_token_id,
@@ -113,16 +115,14 @@ def small_pretrainer(family, vocabulary_size, sequence_length):
         return AlbertPretrainer(AlbertBackbone(**config, embedding_dim=32, num_groups=1,
                                                num_inner_repetitions=1))
     if family == "electra":
-        from reference_impl.electra import ElectraPretrainer
-        return ElectraPretrainer.from_sizes(
-            vocabulary_size=vocabulary_size, max_sequence_length=sequence_length,
-            discriminator=dict(SMALL_BACKBONE, embedding_dim=64),
-            generator=dict(SMALL_BACKBONE, hidden_dim=32, intermediate_dim=128, embedding_dim=64))
+        from reference_impl.electra import ElectraBackbone, ElectraPretrainer
+        return ElectraPretrainer(ElectraBackbone(**config, embedding_dim=64), generator_size=0.5)
     raise ValueError(f"Unknown family {family!r}; choose one of {FAMILIES}.")
 
 
 def pretrain(family, documents, steps=200, vocabulary_size=2000, sequence_length=64,
-             batch_size=16, learning_rate=2e-3, seed=0, cache_dir=None, verbose=0):
+             batch_size=16, learning_rate=2e-3, seed=0, cache_dir=None, verbose=0,
+             callbacks=()):
     """Pretrain a small `family` model on `documents` for `steps` updates.
 
     A tenth of the documents is held out; the pretraining loss on them (with a
@@ -145,7 +145,8 @@ def pretrain(family, documents, steps=200, vocabulary_size=2000, sequence_length
     epochs = -(-steps // len(data))
     steps_per_epoch = -(-steps // epochs)
     start = time.perf_counter()
-    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose)
+    history = model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose,
+                        callbacks=list(callbacks))
     seconds = time.perf_counter() - start
     final_loss = model.evaluate(heldout, verbose=0, return_dict=True)["loss"]
     return {"model": model, "encoder": encoder, "parameters": model.count_params(),

@@ -1,0 +1,87 @@
+"""The demo's steps, each a small function that reads and writes the run's state.
+
+State is a dict: `output` (the output folder), `quick` (a short run for CI),
+`console` (rich), and whatever earlier steps produced.
+"""
+
+import json
+import time
+
+from rich.table import Table
+
+
+def models(state):
+    """Build every reference model at its named sizes and count parameters."""
+    from reference_impl.albert import AlbertBackbone
+    from reference_impl.bert import BertBackbone
+    from reference_impl.electra import ElectraBackbone
+    from reference_impl.gpt import GPTBackbone
+    from reference_impl.roberta import RobertaBackbone
+
+    sizes = [(BertBackbone, name) for name in BertBackbone.presets]
+    sizes += [(RobertaBackbone, "base"), (AlbertBackbone, "base"),
+              (ElectraBackbone, "small"), (GPTBackbone, "base")]
+    if state["quick"]:
+        sizes = [(cls, name) for cls, name in sizes if name in ("tiny", "small")]
+    table = Table(title="Reference models")
+    for column in ("model", "size", "layers", "hidden", "heads", "parameters"):
+        table.add_column(column, justify="right" if column in ("layers", "hidden", "heads", "parameters") else "left")
+    rows = []
+    for cls, name in sizes:
+        model = cls.from_name(name)
+        config = model.get_config()
+        rows.append(dict(model=cls.__name__, size=name, parameters=model.count_params()))
+        table.add_row(cls.__name__, name, str(config["num_layers"]), str(config["hidden_dim"]),
+                      str(config["num_heads"]), f"{model.count_params():,}")
+        del model
+    state["console"].print(table)
+    (state["output"] / "models.json").write_text(json.dumps(rows, indent=1))
+
+
+def pretraining(state):
+    """Pretrain a small model of each encoder family on the offline corpus."""
+    import keras
+
+    from reference_impl.corpus import offline_corpus
+    from reference_impl.quick_pretraining import FAMILIES, pretrain
+
+    steps = 40 if state["quick"] else 300
+    documents = offline_corpus()
+    results = []
+    with state["progress"]() as bar:
+        task = bar.add_task("pretraining", total=steps * len(FAMILIES))
+        for family in FAMILIES:
+            bar.update(task, description=f"pretraining {family}")
+            run = pretrain(family, documents, steps=steps, cache_dir=state["cache"] / "tokenizers",
+                           callbacks=[keras.callbacks.LambdaCallback(
+                               on_train_batch_end=lambda batch, logs=None: bar.advance(task))])
+            results.append({"family": family, "parameters": run["parameters"],
+                            "steps": run["steps"], "initial_loss": run["initial_loss"],
+                            "final_loss": run["final_loss"], "seconds": run["seconds"]})
+            state.setdefault("pretrained", {})[family] = run
+    table = Table(title=f"Pretraining on the offline corpus ({steps} steps, held-out loss)")
+    for column in ("family", "parameters", "steps", "loss before", "loss after", "seconds"):
+        table.add_column(column, justify="left" if column == "family" else "right")
+    for r in results:
+        table.add_row(r["family"], f"{r['parameters']:,}", str(r["steps"]),
+                      f"{r['initial_loss']:.3f}", f"{r['final_loss']:.3f}", f"{r['seconds']:.0f}")
+    state["console"].print(table)
+    (state["output"] / "pretraining.json").write_text(json.dumps(results, indent=1))
+
+
+STEPS = [
+    ("Reference models", models),
+    ("Pretraining tiny encoders", pretraining),
+]
+
+
+def run(state, steps=STEPS):
+    console = state["console"]
+    started = time.perf_counter()
+    for number, (title, step) in enumerate(steps, 1):
+        console.rule(f"[bold]{number}. {title}")
+        step_start = time.perf_counter()
+        step(state)
+        console.print(f"[dim]{title}: {time.perf_counter() - step_start:.0f} s[/dim]")
+    console.rule(f"[bold]Done in {time.perf_counter() - started:.0f} s")
+    console.print(f"Everything is in [bold]{state['output']}[/bold].")
