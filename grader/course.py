@@ -12,7 +12,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 
 import numpy as np
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from tqdm import tqdm
 
 from grader import sandbox, submission
@@ -198,7 +198,10 @@ def record_grades(course, result):
     """Write one student's scores into nbgrader's gradebook (idempotent)."""
     with Gradebook(db_url(course)) as gb:
         gb.update_or_create_student(result["student"])
-        gb.update_or_create_submission(result["assignment"], result["student"])
+        try:
+            gb.find_submission(result["assignment"], result["student"])
+        except MissingEntry:
+            gb.add_submission(result["assignment"], result["student"])
         for notebook, verdict in result["notebooks"].items():
             for cell in verdict["cells"]:
                 grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],

@@ -79,8 +79,8 @@ def graded(tmp_path_factory):
     submissions = {
         "correct": source_nb,
         "stub": release_nb,
-        "partial": student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE, "heads": HEADS}),
-        "masklate": student_notebook(release_nb, {"sdpa": SDPA_MASK_AFTER_SOFTMAX}),
+        "partial": student_notebook(release_nb, {"sdpa": SDPA_MASK_AFTER_SOFTMAX, "causal": CAUSAL_OFF_BY_ONE,
+                                                  "heads": HEADS}),
         "tamper": tamper(student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_ALWAYS_EQUAL,
                                                        "heads": HEADS})),
     }
@@ -114,19 +114,16 @@ def test_released_stub_gets_zero_without_crashing(graded):
     assert any("NotImplementedError" in m for m in messages(results["stub"]))
 
 
-def test_partial_submission_gets_matching_partial_credit_and_names_the_bug(graded):
+def test_partial_submission_gets_matching_partial_credit_and_names_the_bugs(graded):
     _, results = graded
-    scores = cell_scores(results["partial"])
-    assert scores == {"sdpa_no_mask_test": 2, "sdpa_padding_test": 2, "causal_mask_test": 0,
-                      "causal_attention_test": 1, "split_heads_test": 1, "merge_heads_test": 1}
-    assert any("off by one: a query cannot see its own position" in m for m in messages(results["partial"]))
-
-
-def test_mask_after_softmax_is_named(graded):
-    _, results = graded
-    assert cell_scores(results["masklate"])["sdpa_no_mask_test"] == 2  # no mask: nothing to get wrong
-    assert cell_scores(results["masklate"])["sdpa_padding_test"] == 0
-    assert any("mask applied after the softmax" in m for m in messages(results["masklate"]))
+    # Mask applied after the softmax: right without a mask, wrong with one.
+    assert cell_scores(results["partial"]) == {
+        "sdpa_no_mask_test": 2, "sdpa_padding_test": 0, "causal_mask_test": 0,
+        "causal_attention_test": 0, "split_heads_test": 1, "merge_heads_test": 1}
+    assert results["partial"]["score"] == 4
+    text = "\n".join(messages(results["partial"]))
+    assert "off by one: a query cannot see its own position" in text
+    assert "mask applied after the softmax" in text
 
 
 def test_tampering_earns_only_honest_work(graded):
@@ -168,7 +165,7 @@ def test_exports_and_feedback(graded):
     assert rows == {s: r["score"] for s, r in results.items()}
     with open(os.path.join(path, "exports", "gradescope", "partial", "results.json")) as f:
         gradescope = json.load(f)
-    assert gradescope["score"] == 7 and len(gradescope["tests"]) == 6
+    assert gradescope["score"] == 4 and len(gradescope["tests"]) == 6
     assert {"name", "score", "max_score", "visibility", "output"} <= set(gradescope["tests"][0])
     pages = course.feedback(path, "attention")
     with open([p for p in pages if "/partial/" in p][0]) as f:

@@ -1,21 +1,28 @@
-"""Attacks run as real notebooks in the bubblewrap sandbox (no Keras import: fast)."""
+"""Attacks run as real notebooks in the bubblewrap sandbox.
+
+The notebooks skip the Keras import, so each starts in seconds; all of them run
+once, two at a time, in a module fixture, and each test checks one attack.
+"""
 
 import os
 import socket
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import nbformat
-import numpy as np
 import pytest
 
 from grader import execute, sandbox, verdicts
 from grader.runtime import grading_runtime
 
 RUNTIME = os.path.abspath(grading_runtime.__file__)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=60, processes=64,
                         file_bytes=8 * 2**20, output_bytes=50_000, cell_seconds=8,
                         notebook_seconds=30)
+SEED = 1234
 # An honest split_heads in plain numpy, and the capture that grades it.
 HONEST = """import numpy as np
 from grading_runtime import capture
@@ -23,151 +30,184 @@ def split_heads(x, num_heads):
     b, t, w = x.shape
     return x.reshape(b, t, num_heads, w // num_heads).transpose(0, 2, 1, 3)
 capture("attention.split_heads", split_heads)"""
+TRY_EACH = """for p in {paths!r}:
+    try:
+        {action}
+    except OSError as e:
+        print('blocked', type(e).__name__)"""
 
 
-def run(*sources, limits=LIMITS):
+def attacks(secret, canary, port):
+    reads = [str(secret), f"{REPO}/reference_impl/layers.py", f"{REPO}/grader/assignments/attention.py",
+             "/etc/shadow"]
+    writes = [str(canary), "/usr/lib/python3/evil.py", "/etc/passwd",
+              f"{REPO}/grader/runtime/grading_runtime.py", "grading_runtime.py"]
+    return {
+        "honest": [HONEST, "import os; print(os.getcwd(), os.getuid())"],
+        "os_exit": [HONEST, "import os; os._exit(0)", "print('after')"],
+        "sys_exit": [HONEST, "import sys; sys.exit(3)", "print('after')"],
+        "segfault": [HONEST, "import ctypes; ctypes.string_at(0)", "print('after')"],
+        "sigkill_self": [HONEST, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+        "infinite_loop": ["while True: pass", HONEST],
+        "notebook_time": ["import time; time.sleep(4)", "import time; time.sleep(4)", HONEST],
+        "memory_bomb": ["x = bytearray(8 * 2**30)", HONEST],
+        "fork_bomb": ["import os\nn = 0\ntry:\n    for _ in range(10000):\n        if os.fork() == 0:\n"
+                      "            import time; time.sleep(30); os._exit(0)\n        n += 1\n"
+                      "except OSError as e:\n    print('fork refused after', n, e)", HONEST],
+        "output_flood": ["for _ in range(20000): print('x' * 100)",
+                         "import os\nfor _ in range(10000): os.write(1, b'y' * 10000)", HONEST],
+        "big_file": ["open('big', 'wb').write(b'0' * 64 * 2**20)", HONEST],
+        "read_secrets": [TRY_EACH.format(paths=reads, action="print(open(p).read()[:50])")],
+        "write_outside": [TRY_EACH.format(paths=writes, action="open(p, 'w').write('pwned'); print('wrote', p)")],
+        "network": ["import socket\nfor host in ['127.0.0.1', '8.8.8.8']:\n    try:\n"
+                    f"        socket.create_connection((host, {port}), timeout=2); print('connected')\n"
+                    "    except OSError as e: print('blocked', type(e).__name__)"],
+        "pickle_capture": ["import numpy as np, os\n"
+                           "np.savez(os.environ['GRADER_CAPTURE_DIR'] + '/attention.split_heads.npz', "
+                           "call0_output0=np.array([object()], dtype=object))"],
+        "always_equal": ["import numpy as np, numpy.testing, builtins\n"
+                         "class Equal:\n    def __eq__(self, other): return True\n"
+                         "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+                         "np.allclose = lambda *a, **k: True\nbuiltins.isinstance = lambda *a: True\n"
+                         "from grading_runtime import capture\n"
+                         "capture('attention.split_heads', lambda x, num_heads: Equal())"],
+        "patched_capture": ["import numpy as np, os, grading_runtime\n"
+                            "def fake(case_id, fn):\n"
+                            "    np.savez(os.environ['GRADER_CAPTURE_DIR'] + f'/{case_id}.npz', "
+                            "call0_output0=np.zeros((2, 2, 4, 3)))\n"
+                            "grading_runtime.capture = fake\n"
+                            "grading_runtime.capture('attention.split_heads', None)"],
+        "patched_traceback": ["import IPython\nip = IPython.get_ipython()\n"
+                              "ip.showtraceback = lambda *a, **k: print('all tests passed')\n"
+                              "from grading_runtime import capture\n"
+                              "capture('attention.split_heads', lambda x, num_heads: 1 / 0)"],
+    }
+
+
+def run(slot, sources, limits):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     capture_dir = tempfile.mkdtemp(prefix="test-capture-")
     if os.geteuid() == 0:
-        os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
-    seed = 1234
-    execution = execute.run_notebook(nb, support_files={"grading_runtime.py": RUNTIME}, seed=seed,
-                                     capture_dir=capture_dir, limits=limits)
-    verdict = verdicts.judge_case("attention.split_heads", capture_dir, seed)
-    text = "".join(str(o.get("text", "")) + str(o.get("ename", "")) + str(o.get("evalue", "")) for c in nb.cells for o in c.outputs)
+        os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
+    execution = execute.run_notebook(nb, support_files={"grading_runtime.py": RUNTIME}, seed=SEED,
+                                     capture_dir=capture_dir, limits=limits, slot=slot)
+    verdict = verdicts.judge_case("attention.split_heads", capture_dir, SEED)
+    text = "".join(str(o.get("text", "")) + str(o.get("ename", "")) + str(o.get("evalue", ""))
+                   for c in nb.cells for o in c.outputs)
     return execution, verdict, text
 
 
-def test_sandbox_runs_honest_code_and_capture_passes():
-    execution, verdict, text = run(HONEST, "import os; print(os.getcwd(), os.getuid())")
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sandbox")
+    os.chmod(root, 0o777)  # even a world-writable directory is out of the sandbox's reach
+    secret, canary = root / "gradebook.db", root / "canary.txt"
+    secret.write_text("SECRET-GRADEBOOK")
+    canary.write_text("unchanged")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    connections, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                pass
+    watcher = threading.Thread(target=accept)
+    watcher.start()
+    notebooks = attacks(secret, canary, listener.getsockname()[1])
+    limits = {name: LIMITS for name in notebooks}
+    limits["notebook_time"] = replace(LIMITS, cell_seconds=5, notebook_seconds=6)
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run, i % 2, notebooks[name], limits[name])
+                   for i, name in enumerate(notebooks)}
+        results = {name: future.result() for name, future in futures.items()}
+    stop.set()
+    watcher.join()
+    listener.close()
+    return results, connections, canary
+
+
+def test_honest_code_runs_as_an_unprivileged_user_in_scratch(outcome):
+    execution, verdict, text = outcome[0]["honest"]
     assert verdict.passed, verdict.message
     assert "/scratch" in text and execution.events == []
 
 
-@pytest.mark.parametrize("attack", [
-    "import os; os._exit(0)",
-    "import sys; sys.exit(3)",
-    "import ctypes; ctypes.string_at(0)",                         # segfault
-    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
-])
-def test_kernel_exits_keep_earlier_honest_work(attack):
-    execution, verdict, _ = run(HONEST, attack, "raise RuntimeError('after the attack')")
-    assert verdict.passed  # honest work captured before the attack still counts
-    if "sys.exit" not in attack:  # SystemExit is caught by IPython; the others kill the kernel
-        assert any("kernel died" in e for e in execution.events), execution.events
+@pytest.mark.parametrize("attack", ["os_exit", "segfault", "sigkill_self"])
+def test_killing_the_kernel_keeps_earlier_work_and_is_reported(outcome, attack):
+    execution, verdict, text = outcome[0][attack]
+    assert verdict.passed and "after" not in text
+    assert any("kernel died" in e for e in execution.events), execution.events
 
 
-def test_infinite_loop_is_stopped_by_the_cell_time_limit():
-    execution, verdict, _ = run("while True: pass", HONEST)
-    assert any("longer than" in e for e in execution.events)
+def test_sys_exit_is_just_an_error(outcome):
+    execution, verdict, text = outcome[0]["sys_exit"]
+    assert verdict.passed and "after" in text
+
+
+def test_infinite_loop_is_stopped_by_the_cell_time_limit(outcome):
+    execution, verdict, _ = outcome[0]["infinite_loop"]
+    assert any("longer than 8 s" in e for e in execution.events)
     assert not verdict.passed and "no outputs" in verdict.message
 
 
-def test_notebook_time_limit():
-    limits = sandbox.Limits(**{**LIMITS.__dict__, "cell_seconds": 5, "notebook_seconds": 6})
-    execution, _, _ = run("import time; time.sleep(4)", "import time; time.sleep(4)", "1", limits=limits)
+def test_notebook_time_limit(outcome):
+    execution, verdict, _ = outcome[0]["notebook_time"]
     assert any("time limit" in e or "longer than" in e for e in execution.events), execution.events
+    assert not verdict.passed
 
 
-def test_memory_bomb_is_refused():
-    execution, verdict, text = run("x = bytearray(8 * 2**30)", HONEST)
-    assert "MemoryError" in text
-    assert verdict.passed  # the kernel survives; later honest cells still run
+def test_memory_bomb_is_refused_and_the_kernel_survives(outcome):
+    _, verdict, text = outcome[0]["memory_bomb"]
+    assert "MemoryError" in text and verdict.passed
 
 
-def test_fork_bomb_is_contained():
-    execution, verdict, text = run(
-        "import os\nn = 0\ntry:\n    for _ in range(10000):\n        if os.fork() == 0:\n"
-        "            import time; time.sleep(30); os._exit(0)\n        n += 1\nexcept OSError as e:\n"
-        "    print('fork refused after', n, e)", HONEST)
-    assert "fork refused" in text
-    assert verdict.passed
+def test_fork_bomb_is_contained(outcome):
+    _, verdict, text = outcome[0]["fork_bomb"]
+    assert "fork refused" in text and verdict.passed
 
 
-def test_output_flood_is_capped():
-    execution, verdict, text = run(
-        "for _ in range(20000): print('x' * 100)",
-        "import os\nfor _ in range(10000): os.write(1, b'y' * 10000)", HONEST)
+def test_output_flood_is_capped(outcome):
+    _, verdict, text = outcome[0]["output_flood"]
     assert len(text) < 2 * LIMITS.output_bytes
     assert "discarded" in text and verdict.passed
 
 
-def test_course_files_and_reference_are_invisible(tmp_path):
-    secret = tmp_path / "gradebook.db"
-    secret.write_text("SECRET-GRADEBOOK")
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    _, _, text = run(
-        f"for p in [{str(secret)!r}, {repo + '/reference_impl/layers.py'!r}, "
-        f"{repo + '/grader/assignments/attention.py'!r}, '/etc/shadow']:\n"
-        "    try: print(open(p).read()[:50])\n    except OSError as e: print('blocked', type(e).__name__)")
-    assert "SECRET" not in text and "def scaled_dot_product_attention" not in text
+def test_file_size_limit(outcome):
+    _, verdict, text = outcome[0]["big_file"]
+    assert "File too large" in text and verdict.passed  # Python ignores SIGXFSZ: write fails
+
+
+def test_course_files_and_reference_are_invisible(outcome):
+    _, _, text = outcome[0]["read_secrets"]
+    assert "SECRET" not in text and "def " not in text
     assert text.count("blocked") == 4
 
 
-def test_writes_outside_scratch_fail_and_canary_is_unchanged(tmp_path):
-    canary = tmp_path / "canary.txt"
-    canary.write_text("unchanged")
-    os.chmod(tmp_path, 0o777)
-    _, _, text = run(
-        f"for p in [{str(canary)!r}, '/usr/lib/python3/evil.py', '/etc/passwd', "
-        f"{os.path.dirname(RUNTIME) + '/grading_runtime.py'!r}, 'grading_runtime.py']:\n"
-        "    try:\n        open(p, 'w').write('pwned'); print('wrote', p)\n"
-        "    except OSError as e: print('blocked', type(e).__name__)")
-    assert canary.read_text() == "unchanged"
+def test_writes_outside_scratch_fail_and_canary_is_unchanged(outcome):
+    _, _, text = outcome[0]["write_outside"]
+    assert outcome[2].read_text() == "unchanged"
     assert "wrote" not in text and text.count("blocked") == 5
 
 
-def test_network_is_unreachable():
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(8)
-    port = listener.getsockname()[1]
-    seen = []
-    thread = threading.Thread(target=lambda: seen.append(_accept(listener)))
-    thread.start()
-    _, _, text = run(
-        "import socket\nfor host in ['127.0.0.1', '8.8.8.8']:\n    try:\n"
-        f"        socket.create_connection((host, {port}), timeout=2); print('connected')\n"
-        "    except OSError as e: print('blocked', type(e).__name__)")
-    thread.join()
-    assert seen == [None] and "connected" not in text and text.count("blocked") == 2
+def test_network_is_unreachable_and_the_listener_sees_nothing(outcome):
+    _, _, text = outcome[0]["network"]
+    assert outcome[1] == [] and "connected" not in text and text.count("blocked") == 2
 
 
-def _accept(listener):
-    try:
-        return listener.accept()
-    except OSError:
-        return None
-
-
-def test_capture_forgery_with_pickle_payload_is_rejected():
-    _, verdict, _ = run(
-        "import numpy as np, os\n"
-        "np.savez(os.environ['GRADER_CAPTURE_DIR'] + '/attention.split_heads.npz', "
-        "call0_output0=np.array([object()], dtype=object))")
-    assert not verdict.passed and "only plain numeric arrays" in verdict.message
-
-
-def test_always_equal_object_and_patched_numpy_testing_earn_nothing():
-    _, verdict, text = run(
-        "import numpy as np, numpy.testing, builtins\n"
-        "class Equal:\n    def __eq__(self, other): return True\n    __array_priority__ = 1000\n"
-        "numpy.testing.assert_allclose = lambda *a, **k: None\n"
-        "np.allclose = lambda *a, **k: True\nbuiltins.isinstance = lambda *a: True\n"
-        "from grading_runtime import capture\n"
-        "capture('attention.split_heads', lambda x, num_heads: Equal())")
+@pytest.mark.parametrize("attack", ["pickle_capture", "always_equal", "patched_capture",
+                                    "patched_traceback"])
+def test_forged_or_faked_results_earn_nothing(outcome, attack):
+    _, verdict, _ = outcome[0][attack]
     assert not verdict.passed
-
-
-def test_monkeypatched_capture_cannot_fake_a_pass():
-    _, verdict, _ = run(
-        "import numpy as np, os, grading_runtime\n"
-        "def fake(case_id, fn):\n"
-        "    np.savez(os.environ['GRADER_CAPTURE_DIR'] + f'/{case_id}.npz', call0_output0=np.zeros((2, 2, 4, 3)))\n"
-        "grading_runtime.capture = fake\n"
-        "grading_runtime.capture('attention.split_heads', None)")
-    assert not verdict.passed
+    if attack == "pickle_capture":
+        assert "only plain numeric arrays" in verdict.message
+    if attack == "patched_traceback":
+        assert "ZeroDivisionError" in verdict.message
 
 
 def test_refuses_without_bwrap_unless_unsafe(monkeypatch):

@@ -1,0 +1,96 @@
+"""Verdicts in the grader's own process: references, known bugs, hostile captures (no sandbox)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from grader import course, verdicts
+from grader.assignments import CASES
+from grader.runtime import grading_runtime
+
+SEED = 987654321
+
+
+def capture(tmp_path, case_id, fn):
+    np.savez(tmp_path / f"{case_id}.npz", **grading_runtime.call_case(case_id, fn, SEED))
+    return verdicts.judge_case(case_id, str(tmp_path), SEED)
+
+
+def sdpa_loop(query, key, value, mask=None):
+    """A correct attention written another way: a loop over batch and heads."""
+    b, h, q_len, d = query.shape
+    mask = np.broadcast_to(True if mask is None else mask, (b, h, q_len, key.shape[2]))
+    outputs, weights = np.zeros_like(query), np.zeros((b, h, q_len, key.shape[2]), "float32")
+    for i in range(b):
+        for j in range(h):
+            scores = np.where(mask[i, j], query[i, j] @ key[i, j].T / np.sqrt(d), -np.inf)
+            w = np.exp(scores - scores.max(-1, keepdims=True))
+            weights[i, j] = w / w.sum(-1, keepdims=True)
+            outputs[i, j] = weights[i, j] @ value[i, j]
+    return outputs, weights
+
+
+@pytest.mark.parametrize("case_id", ["attention.no_mask", "attention.padding_mask", "attention.causal"])
+def test_alternative_correct_attention_passes(tmp_path, case_id):
+    verdict = capture(tmp_path, case_id, sdpa_loop)
+    assert verdict.passed, verdict.message
+
+
+@pytest.mark.parametrize("case_id,bug", [
+    (case_id, bug) for case_id in ("attention.padding_mask", "attention.causal_mask",
+                                   "attention.split_heads", "attention.merge_heads")
+    for bug in CASES[case_id].known_bugs])
+def test_each_known_bug_fails_and_is_named(tmp_path, case_id, bug):
+    verdict = capture(tmp_path, case_id, CASES[case_id].known_bugs[bug])
+    assert not verdict.passed
+    assert bug in verdict.message
+
+
+def test_unknown_error_reports_where_and_how_much(tmp_path):
+    def off(query, key, value, mask=None):
+        outputs, weights = sdpa_loop(query, key, value, mask)
+        outputs[0, 0, 0, 0] += 0.5
+        return outputs, weights
+    verdict = capture(tmp_path, "attention.no_mask", off)
+    assert not verdict.passed
+    assert "1 of" in verdict.message and "max error 0.5" in verdict.message and "(0, 0, 0, 0)" in verdict.message
+
+
+def test_wrong_shape_nan_and_missing_output(tmp_path):
+    assert "shape" in capture(tmp_path, "attention.no_mask", lambda query, key, value, mask=None:
+                              (query[..., :1], query)).message
+    assert "non-finite" in capture(tmp_path, "attention.no_mask", lambda query, key, value, mask=None:
+                                   tuple(np.full_like(o, np.nan) for o in sdpa_loop(query, key, value))).message
+    assert "missing" in capture(tmp_path, "attention.no_mask", lambda query, key, value, mask=None:
+                                sdpa_loop(query, key, value)[0]).message
+
+
+def test_pickled_and_object_captures_are_rejected(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    os.replace(tmp_path / "x.npy", tmp_path / "attention.no_mask.npz")
+    assert "rejected" in verdicts.judge_case("attention.no_mask", str(tmp_path), SEED).message
+    np.savez(tmp_path / "attention.split_heads.npz", call0_output0=np.array([object()], dtype=object))
+    assert "rejected" in verdicts.judge_case("attention.split_heads", str(tmp_path), SEED).message
+
+
+def test_always_equal_object_cannot_be_captured():
+    class Equal:
+        def __eq__(self, other):
+            return True
+    with pytest.raises(TypeError, match="expected a numeric tensor"):
+        grading_runtime.call_case("attention.split_heads", lambda x, num_heads: Equal(), SEED)
+
+
+def test_public_checks_cover_every_graded_call_and_accept_a_correct_solution(tmp_path):
+    source = os.path.join(course.ASSIGNMENTS, "attention")
+    course.write_public_checks(str(tmp_path), course.assignment_cases(source))
+    checks = str(tmp_path / grading_runtime.PUBLIC_CHECKS_FILE)
+    with np.load(checks) as public:
+        assert len(public.files) == 11  # 2 + 2 + 3 + 2 + 1 + 1 outputs over the six cases
+    for case_id in ("attention.no_mask", "attention.padding_mask", "attention.causal"):
+        grading_runtime.local_check(case_id, sdpa_loop, checks)
+    with pytest.raises(AssertionError, match="differs"):
+        grading_runtime.local_check("attention.causal_mask",
+                                    CASES["attention.causal_mask"].known_bugs["offset ignored (breaks cached decoding)"],
+                                    checks)
