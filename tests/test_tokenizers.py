@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
 
 from reference_impl.corpus import offline_corpus, split_sentences
 from reference_impl.tokenizers import (
@@ -133,6 +133,66 @@ def test_reference_file_inputs_are_what_our_encoder_produces(short_minilm):
     assert reference["pooler_output"].shape == (8, 384)
 
 
+def test_reference_outputs_match_a_numpy_bert_forward(minilm_dir):
+    """The committed reference agrees with BERT written out in float64 numpy.
+
+    Guards the reference file itself: another implementation of the same
+    published architecture, straight from model.safetensors.
+    """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    reference = np.load(DATA / "minilm_reference.npz")
+    # Tiny matrices: BLAS worker threads only add contention here.
+    with threadpool_limits(limits=1):
+        hidden, pooled = _numpy_bert_forward(minilm_dir, reference)
+    mask = reference["padding_mask"]
+    np.testing.assert_allclose(reference["last_hidden_state"][mask], hidden[mask], atol=2e-5, rtol=0)
+    np.testing.assert_allclose(reference["pooler_output"], pooled, atol=2e-5, rtol=0)
+
+
+def _numpy_bert_forward(minilm_dir, reference):
+    """BERT encoder and pooler, float64 activations: (last_hidden_state, pooler_output)."""
+    from safetensors.numpy import load_file
+    from scipy.special import erf
+
+    weights = load_file(minilm_dir / "model.safetensors")
+    config = json.loads((minilm_dir / "config.json").read_text())
+    mask = reference["padding_mask"]
+
+    def dense(x, name):
+        return x @ weights[name + ".weight"].T + weights[name + ".bias"]
+
+    def layer_norm(x, name):
+        centred = x - x.mean(-1, keepdims=True)
+        scaled = centred / np.sqrt((centred**2).mean(-1, keepdims=True) + config["layer_norm_eps"])
+        return scaled * weights[name + ".weight"] + weights[name + ".bias"]
+
+    def split_heads(x):
+        batch, length, _ = x.shape
+        return x.reshape(batch, length, config["num_attention_heads"], -1).transpose(0, 2, 1, 3)
+
+    positions = np.arange(mask.shape[1])
+    x = (
+        weights["embeddings.word_embeddings.weight"][reference["token_ids"]]
+        + weights["embeddings.position_embeddings.weight"][positions]
+        + weights["embeddings.token_type_embeddings.weight"][reference["segment_ids"]]
+    ).astype(np.float64)
+    x = layer_norm(x, "embeddings.LayerNorm")
+    for index in range(config["num_hidden_layers"]):
+        prefix = f"encoder.layer.{index}."
+        query, key, value = (split_heads(dense(x, prefix + "attention.self." + n)) for n in ("query", "key", "value"))
+        scores = query @ key.transpose(0, 1, 3, 2) / np.sqrt(query.shape[-1])
+        scores = np.where(mask[:, None, None, :], scores, -1e9)
+        probabilities = np.exp(scores - scores.max(-1, keepdims=True))
+        probabilities /= probabilities.sum(-1, keepdims=True)
+        context = (probabilities @ value).transpose(0, 2, 1, 3).reshape(x.shape)
+        x = layer_norm(dense(context, prefix + "attention.output.dense") + x, prefix + "attention.output.LayerNorm")
+        hidden = dense(x, prefix + "intermediate.dense")
+        hidden = 0.5 * hidden * (1 + erf(hidden / np.sqrt(2)))  # exact GELU
+        x = layer_norm(dense(hidden, prefix + "output.dense") + x, prefix + "output.LayerNorm")
+    return x, np.tanh(dense(x[:, 0], "pooler.dense"))
+
+
 def test_minilm_special_ids(minilm):
     assert (minilm.pad_token_id, minilm.unk_token_id, minilm.cls_token_id) == (0, 100, 101)
     assert (minilm.sep_token_id, minilm.mask_token_id) == (102, 103)
@@ -243,6 +303,13 @@ def test_byte_pair_training_roberta_round_trip(documents, tmp_path):
     for text, ids in zip(texts, encoder.tokenize(texts)):
         assert encoder.special_token_ids().isdisjoint(ids)
         assert encoder.detokenize(ids) == text
+    # keras-hub's BPE (TensorFlow ops) splits and merges exactly as the
+    # trainer's own byte-level tokenizer does, on real text.
+    trainer_side = Tokenizer(models.BPE(vocab=vocabulary, merges=[tuple(m.split(" ")) for m in merges]))
+    trainer_side.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    singles, pairs = real_sentences_and_pairs()
+    real = singles + [b for _, b in pairs] + texts + ["it's  I'm we'll 123456 x\n\ny  "]
+    assert encoder.tokenize(real) == [trainer_side.encode(text).ids for text in real]
     arrays = encoder.encode(["The loop ends."], ["It was true."])
     first, second = encoder.tokenize(["The loop ends.", "It was true."])
     expected = [0, *first, 2, 2, *second, 2]
