@@ -76,42 +76,50 @@ def _prose_paragraphs(text):
 
 
 def load_text_corpus(path):
-    """Reads a plain-text corpus: a UTF-8 `.txt` file or a directory of them.
+    """Reads a plain-text corpus: UTF-8 `.txt` files, directories of them, or a list of either.
 
     Each file is split into documents in one of two layouts, detected per
-    file: if the file has a blank line anywhere, documents are separated by
-    blank lines (and the lines inside a document are its sentences);
-    otherwise every line is one document. Directories are read recursively,
-    files in sorted path order, so the result does not depend on the file
-    system's listing order.
+    file: if the file has a blank line between text lines, documents are
+    separated by blank lines (and the lines inside a document are its
+    sentences); otherwise every line is one document. Directories are read
+    recursively, files in sorted path order, so the result does not depend
+    on the file system's listing order.
 
     Raises:
-        FileNotFoundError: `path` does not exist.
+        FileNotFoundError: a path does not exist.
         ValueError: a file is not UTF-8 text, a directory holds no `.txt`
             file, or no document has any text.
     """
-    path = Path(path)
+    paths = [Path(p) for p in path] if isinstance(path, (list, tuple)) else [Path(path)]
+    documents = []
+    for path in paths:
+        for file in _corpus_files(path):
+            documents.extend(_documents_in_file(file))
+    if not documents:
+        names = ", ".join(str(p) for p in paths) or "(no paths given)"
+        raise ValueError(
+            f"Corpus at {names} has no text (every file is empty or blank). "
+            "Add documents: one per line, or separated by blank lines."
+        )
+    return documents
+
+
+def _corpus_files(path):
     if not path.exists():
         raise FileNotFoundError(
             f"Corpus path {path} does not exist. Pass a UTF-8 .txt file or a "
             "directory of .txt files."
         )
-    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.rglob("*.txt"))
     if not files:
         raise ValueError(
             f"Directory {path} holds no .txt files. Put the corpus in UTF-8 "
             "text files ending in .txt (one document per line, or documents "
             "separated by blank lines)."
         )
-    documents = []
-    for file in files:
-        documents.extend(_documents_in_file(file))
-    if not documents:
-        raise ValueError(
-            f"Corpus at {path} has no text (every file is empty or blank). "
-            "Add documents: one per line, or separated by blank lines."
-        )
-    return documents
+    return files
 
 
 def _documents_in_file(file):

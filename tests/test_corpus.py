@@ -56,6 +56,7 @@ def test_directory_is_read_recursively_in_path_order(tmp_path):
     (tmp_path / "a.txt").write_text("\ufeffFrom a, with a byte-order mark.\n", encoding="utf-8")
     (tmp_path / "notes.md").write_text("Not a .txt file.\n", encoding="utf-8")
     assert load_text_corpus(tmp_path) == ["From a, with a byte-order mark.", "From b/z."]
+    assert load_text_corpus([tmp_path / "b", tmp_path / "a.txt"]) == ["From b/z.", "From a, with a byte-order mark."]
 
 
 def test_corpus_errors_name_the_problem(tmp_path):
