@@ -514,8 +514,13 @@ def load_word_piece_encoder(directory, sequence_length):
     )
 
 
-def load_byte_pair_encoder(directory, sequence_length, packing="roberta"):
-    """Byte-level BPE encoder from a RoBERTa/GPT-2 folder: `vocab.json` + `merges.txt`."""
+def load_byte_pair_encoder(directory, sequence_length, packing=None):
+    """Byte-level BPE encoder from a RoBERTa/GPT-2 folder: `vocab.json` + `merges.txt`.
+
+    `packing` ("roberta" or "gpt2") defaults to the `packing` key of
+    `tokenizer_config.json` (written by `BytePairEncoder.save`), else to
+    "roberta" when the vocabulary has `<s>` and "gpt2" when it does not.
+    """
     directory = Path(directory)
     vocab_file = _required_file(directory, "vocab.json", "a byte-level BPE vocabulary")
     merges_file = _required_file(directory, "merges.txt", "the BPE merge rules")
@@ -525,6 +530,9 @@ def load_byte_pair_encoder(directory, sequence_length, packing="roberta"):
         for line in merges_file.read_text(encoding="utf-8").split("\n")
         if line and not line.startswith("#version")
     ]
+    if packing is None:
+        default = "roberta" if "<s>" in vocabulary else "gpt2"
+        packing = _optional_json(directory / "tokenizer_config.json").get("packing", default)
     return BytePairEncoder(vocabulary, merges, sequence_length, packing=packing)
 
 

@@ -320,7 +320,7 @@ def test_byte_pair_training_roberta_round_trip(documents, tmp_path):
     assert load_byte_pair_encoder(tmp_path, sequence_length=24).get_config() == encoder.get_config()
 
 
-def test_byte_pair_gpt2_packing(documents):
+def test_byte_pair_gpt2_packing(documents, tmp_path):
     vocabulary, merges = train_byte_pair_vocabulary(documents, 400, special_tokens=GPT2_SPECIAL_TOKENS)
     encoder = BytePairEncoder(vocabulary, merges, sequence_length=16, packing="gpt2")
     end = vocabulary["<|endoftext|>"]
@@ -334,6 +334,8 @@ def test_byte_pair_gpt2_packing(documents):
     single = encoder.encode(["Yes."])
     assert single["token_ids"][0, : len(second)].tolist() == second
     assert single["padding_mask"][0].sum() == len(second)  # no specials at all
+    encoder.save(tmp_path)
+    assert load_byte_pair_encoder(tmp_path, sequence_length=16).get_config() == encoder.get_config()
 
 
 def test_sentence_piece_training_albert_style(documents, tmp_path):
