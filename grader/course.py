@@ -1,7 +1,5 @@
 """Course directory commands over nbgrader's layout and gradebook."""
 
-import csv
-import html
 import json
 import multiprocessing
 import os
@@ -151,8 +149,8 @@ def _take_slot(slots):
     _SLOT["value"] = slots.get()
 
 
-def _grade_in_worker(job):
-    return submission.grade_submission({**job, "slot": _SLOT["value"]})
+def _execute_in_worker(job):
+    return submission.execute_submission({**job, "slot": _SLOT["value"]})
 
 
 def autograde(course, assignment, workers=None, force=False, unsafe=False,
@@ -183,10 +181,10 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
         slots.put(slot)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_take_slot,
                              initargs=(slots,)) as pool:
-        futures = {pool.submit(_grade_in_worker, job): job for job in jobs}
+        futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
         bar = tqdm(total=len(futures), desc=f"grading {assignment}", unit="nb", disable=not progress)
         for future in as_completed(futures):
-            result = future.result()
+            result = submission.judge_submission(futures[future], future.result())
             record_grades(course, result)
             results.append(result)
             bar.update()

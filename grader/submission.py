@@ -1,8 +1,8 @@
-"""Grade one student's submission of one assignment (runs in a worker process).
+"""Grade one student's submission of one assignment.
 
 Stages, nbgrader-style: read the notebook -> restore the trusted cells ->
-execute in the sandbox -> judge the captures -> write the autograded notebook
-and the result file (atomically: the result file marks the work as done).
+execute in the sandbox (worker process) -> judge the captures and write the
+result file atomically (main process; the result file marks the work as done).
 """
 
 import copy
@@ -14,7 +14,7 @@ import tempfile
 
 import nbformat
 
-from grader import execute, sandbox, verdicts
+from grader import execute, sandbox
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 RESULT_FILE = "grader_result.json"
@@ -102,43 +102,59 @@ def _write_atomic(path, text):
     os.replace(temporary, path)
 
 
-def grade_submission(job):
-    """Grade `job` (a dict, see course.autograde_jobs); returns the result dict, also saved."""
+def execute_submission(job):
+    """Worker stage: run each notebook of `job` in the sandbox; returns where its captures are.
+
+    Workers import neither the reference nor Keras; verdicts are computed by
+    `judge_submission` in the grader's main process.
+    """
     slot = job.get("slot", 0)
-    out_dir = job["autograded_dir"]
-    os.makedirs(out_dir, exist_ok=True)
-    result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
+    os.makedirs(job["autograded_dir"], exist_ok=True)
+    runs = {}
     for notebook in job["notebooks"]:
         name = notebook["name"]
         nb, problems = read_submission(os.path.join(job["submitted_dir"], name + ".ipynb"))
-        cells = []
-        events, seconds = [], 0.0
+        run = {"problems": problems, "events": [], "seconds": 0.0, "capture_dir": None, "seed": None}
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
-            capture_dir = tempfile.mkdtemp(prefix="grader-capture-")
+            run["capture_dir"] = tempfile.mkdtemp(prefix="grader-capture-")
             if os.geteuid() == 0:
-                os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
-            seed = secrets.randbits(62)
+                os.chown(run["capture_dir"], sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
+            run["seed"] = secrets.randbits(62)
             execution = execute.run_notebook(
-                nb, support_files=job["support_files"], seed=seed, capture_dir=capture_dir,
-                limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"])
-            events, seconds = execution.events, execution.seconds
-            sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-            for cell in notebook["graded_cells"]:
-                cells.append(verdicts.judge_cell(cell["name"], cell["points"],
-                                                 sources[cell["name"]], capture_dir, seed).to_dict())
-            shutil.rmtree(capture_dir, ignore_errors=True)
-            nbformat.write(nb, os.path.join(out_dir, name + ".ipynb"))
+                nb, support_files=job["support_files"], seed=run["seed"],
+                capture_dir=run["capture_dir"], limits=sandbox.Limits(**job["limits"]),
+                slot=slot, unsafe=job["unsafe"])
+            run["events"], run["seconds"] = execution.events, execution.seconds
+            nbformat.write(nb, os.path.join(job["autograded_dir"], name + ".ipynb"))
+        runs[name] = run
+    return runs
+
+
+def judge_submission(job, runs):
+    """Main-process stage: judge the captures, save the result atomically (marks it done)."""
+    from grader import verdicts  # imports the reference; only the main process needs it
+
+    result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
+    for notebook in job["notebooks"]:
+        run = runs[notebook["name"]]
+        sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
+        if run["capture_dir"]:
+            cells = [verdicts.judge_cell(c["name"], c["points"], sources[c["name"]],
+                                         run["capture_dir"], run["seed"]).to_dict()
+                     for c in notebook["graded_cells"]]
+            shutil.rmtree(run["capture_dir"], ignore_errors=True)
         else:
             cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
                      for c in notebook["graded_cells"]]
-        result["notebooks"][name] = {
-            "problems": problems, "events": events, "seconds": seconds, "cells": cells,
-            "score": sum(c["score"] for c in cells), "max_score": sum(c["points"] for c in cells)}
+        result["notebooks"][notebook["name"]] = {
+            "problems": run["problems"], "events": run["events"], "seconds": run["seconds"],
+            "cells": cells, "score": sum(c["score"] for c in cells),
+            "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
     result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
-    _write_log(out_dir, result)
-    _write_atomic(os.path.join(out_dir, RESULT_FILE), json.dumps(result, indent=1))
+    _write_log(job["autograded_dir"], result)
+    _write_atomic(os.path.join(job["autograded_dir"], RESULT_FILE), json.dumps(result, indent=1))
     return result
 
 
