@@ -135,10 +135,19 @@ def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=()):
 
 
 def predict(model, arrays, num_classes, batch_size=128):
-    """Class ids (argmax of the logits) or regression scores for every example."""
+    """Class ids (argmax of the logits) or regression scores for every example.
+
+    Direct calls rather than `model.predict`: no predict graph to trace for
+    each freshly fine-tuned model, which dominates on small evaluation sets.
+    """
     features = {k: arrays[k] for k in ("token_ids", "segment_ids", "padding_mask")}
-    outputs = model.predict(features, batch_size=batch_size, verbose=0)
-    return outputs[:, 0].astype("float64") if num_classes == 1 else outputs.argmax(axis=-1)
+    outputs = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(model({k: v[start : start + batch_size] for k, v in features.items()}, training=False))
+            for start in range(0, len(features["token_ids"]), batch_size)
+        ]
+    ).astype("float64")
+    return outputs[:, 0] if num_classes == 1 else outputs.argmax(axis=-1)
 
 
 class ProgressCallback(keras.callbacks.Callback):
