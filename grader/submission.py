@@ -28,13 +28,17 @@ def read_submission(path):
         return None, [f"{os.path.basename(path)} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB; "
                       "clear its outputs (Kernel > Restart & Clear Output) and submit again"]
     try:
-        nb = nbformat.read(path, as_version=4)
+        with open(path, encoding="utf-8") as f:
+            original = nbformat.reads(f.read(), as_version=nbformat.NO_CONVERT)
+        version = original.nbformat  # convert() upgrades in place
+        nb = nbformat.convert(original, 4) if version != 4 else original
+        nbformat.validate(nb)
     except Exception as error:
         return None, [f"{os.path.basename(path)} is not a readable notebook ({type(error).__name__}: "
                       f"{str(error)[:200]}); open it in Jupyter, save it and submit again"]
     problems = []
-    if nb.get("nbformat_minor", 0) < 0 or nb.get("nbformat", 4) != 4:
-        problems.append("the notebook was in an old format and was converted")
+    if version != 4:
+        problems.append(f"the notebook was in the old format {version}; it was converted")
     kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
     if kernel != "python3":
         problems.append(f"the notebook's kernel was {kernel!r}; it was graded with Python 3")
@@ -46,8 +50,8 @@ def restore_trusted_cells(nb, trusted_cells):
 
     `trusted_cells` is the source notebook's locked cells in order:
     [{"name", "source", "cell_type", "nbgrader"}]. Edited cells are restored,
-    duplicates of a locked cell dropped, deleted ones re-inserted after the
-    cell that preceded them. Returns messages for the student.
+    duplicates of a locked cell dropped, deleted ones re-inserted just before the
+    next locked cell (after the student's solution). Returns messages for the student.
     """
     problems = []
     trusted = {cell["name"]: cell for cell in trusted_cells}
@@ -75,11 +79,12 @@ def restore_trusted_cells(nb, trusted_cells):
         if original["name"] in seen:
             continue
         problems.append(f"locked cell {original['name']!r} was missing; it was put back")
-        previous = {c["name"] for c in trusted_cells[:i]}
-        position = 0
-        for j, cell in enumerate(kept):
-            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in previous:
-                position = j + 1
+        # Just before the next locked cell that follows it, so after the student's
+        # solution for the same section; at the end when none follows.
+        later = {c["name"] for c in trusted_cells[i + 1:]}
+        position = next((j for j, cell in enumerate(kept)
+                         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in later),
+                        len(kept))
         kept.insert(position, _new_cell(original))
         seen.add(original["name"])
     nb.cells = kept
