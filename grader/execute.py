@@ -127,14 +127,14 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
                                 connection_file=os.path.join(runtime_dir, "kernel.json"),
                                 unsafe=unsafe)
-    env = sandbox.sandbox_env(seed)
-    env["GRADER_CAPTURE_DIR"] = capture_dir if unsafe else sandbox.CAPTURE
     if unsafe:
         scratch = tempfile.mkdtemp(prefix="grader-unsafe-")
         for name, path in support_files.items():
             shutil.copy(path, os.path.join(scratch, name))
-        kernel_kwargs = {"cwd": scratch, "env": {**os.environ, **env}}
+        env = sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir)
+        kernel_kwargs = {"cwd": scratch, "env": env}
     else:
+        env = sandbox.sandbox_env(seed)
         km.sandbox_spec = dict(runtime_dir=runtime_dir, capture_dir=capture_dir,
                                support_files=support_files, env=env,
                                limits=asdict(limits), uid=uid)

@@ -127,14 +127,15 @@ def _stage_unreachable(paths, staging_dir):
     return staged
 
 
-def sandbox_env(seed):
+def sandbox_env(seed, scratch=SCRATCH, capture=CAPTURE):
+    """The kernel's whole environment (nothing of the grader's leaks in)."""
     return {
-        "HOME": SCRATCH, "TMPDIR": "/tmp", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
-        "IPYTHONDIR": f"{SCRATCH}/.ipython", "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+        "HOME": scratch, "TMPDIR": "/tmp", "PATH": f"{sys.prefix}/bin:/usr/bin:/bin",
+        "IPYTHONDIR": f"{scratch}/.ipython", "MPLCONFIGDIR": f"{scratch}/.matplotlib",
         "JUPYTER_RUNTIME_DIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
         "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1",
-        "GRADER_SEED": str(seed), "GRADER_CAPTURE_DIR": CAPTURE,
+        "GRADER_SEED": str(seed), "GRADER_CAPTURE_DIR": capture,
     }
 
 

@@ -214,3 +214,13 @@ def test_refuses_without_bwrap_unless_unsafe(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="--unsafe-no-sandbox"):
         sandbox.check_available()
+
+
+def test_unsafe_mode_runs_without_the_sandbox(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HONEST),
+                                         nbformat.v4.new_code_cell("import os; print(os.getcwd())")])
+    execution = execute.run_notebook(nb, support_files={"grading_runtime.py": RUNTIME}, seed=SEED,
+                                     capture_dir=str(tmp_path), limits=LIMITS, unsafe=True)
+    assert execution.events == []
+    assert verdicts.judge_case("attention.split_heads", str(tmp_path), SEED).passed
+    assert "grader-unsafe-" in nb.cells[1].outputs[0]["text"]
