@@ -185,7 +185,9 @@ def plot_score_against_compute(frame):
     figure, axis = plt.subplots(figsize=(6, 4))
     for digest, values in per_seed.groupby(level=0):
         row = frame[frame.submission_hash == digest].iloc[0]
-        flops = float(row["pretraining_flops"] or 0)
+        if row["pretraining_flops"] is None or pd.isna(row["pretraining_flops"]):
+            continue  # compute not known: no place on this axis
+        flops = float(row["pretraining_flops"])
         axis.errorbar([flops], [values.mean()], yerr=[values.std() if len(values) > 1 else 0], fmt="o", capsize=4, label=row["submission"])
     axis.set_xscale("symlog", linthresh=1e12)
     axis.set_xlabel("pretraining compute (FLOPs; 0 = not pretrained)")

@@ -93,7 +93,7 @@ class BenchmarkRunner:
             pair_encoder = encoding.PairEncoder(
                 submissions.vocabulary_path(folder), metadata["lowercase"], self.config.sequence_length
             )
-            submissions.load_encoder(folder)
+            submissions.load_encoder(folder, self.config.sequence_length)
         except (submissions.SubmissionError, ValueError) as error:
             self.database.add_failure(digest, name, "*", str(error))
             bar.update(len(self.plan) * len(self.seeds))
@@ -110,6 +110,8 @@ class BenchmarkRunner:
                         self.database.add_failure(digest, name, trained_task, str(error))
                         bar.update(len(self.seeds))
                         break
+                    except Exception as error:  # a submission failing in training: its row, not the whole run
+                        self.database.add_failure(digest, name, trained_task, f"{type(error).__name__}: {error}")
                 bar.update(1)
 
     def run_one(self, folder, digest, metadata, pair_encoder, trained_task, scored_tasks, seed):

@@ -92,8 +92,8 @@ def check_config_modules(path):
             stack.extend(node)
 
 
-def load_encoder(folder):
-    """Load and check the encoder of a submission; return it."""
+def load_encoder(folder, sequence_length=8):
+    """Load the encoder of a submission and check it on sequences of `sequence_length`."""
     path = os.path.join(folder, ENCODER_FILE)
     if not os.path.exists(path):
         raise SubmissionError(f"{path} is missing; save the encoder there with encoder.save('{ENCODER_FILE}').")
@@ -102,11 +102,11 @@ def load_encoder(folder):
         encoder = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # any failure to rebuild the model is the submission's
         raise SubmissionError(f"{path} could not be loaded by Keras: {type(error).__name__}: {error}") from None
-    check_interface(encoder, path)
+    check_interface(encoder, path, sequence_length)
     return encoder
 
 
-def check_interface(encoder, path):
+def check_interface(encoder, path, length):
     names = set(encoder.input) if isinstance(encoder.input, dict) else set()
     if names != INPUT_NAMES:
         raise SubmissionError(
@@ -116,13 +116,18 @@ def check_interface(encoder, path):
     for variable in encoder.weights:
         if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable.value))):
             raise SubmissionError(f"{path}: weight {variable.path} contains NaN or infinity.")
-    batch, length = 2, 8
+    batch = 2
     probe = {
         "token_ids": np.full((batch, length), 1, "int32"),
         "segment_ids": np.zeros((batch, length), "int32"),
         "padding_mask": np.ones((batch, length), "int32"),
     }
-    outputs = encoder(probe)
+    try:
+        outputs = encoder(probe)
+    except Exception as error:  # the submission's model failing on a valid batch
+        raise SubmissionError(
+            f"{path}: the encoder fails on a batch of {batch} sequences of length {length}: {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(outputs, dict) or not {"sequence_output", "pooled_output"} <= set(outputs):
         raise SubmissionError(
             f"{path}: the encoder must return a dict with 'sequence_output' and 'pooled_output', "
@@ -154,29 +159,39 @@ def save_submission(folder, encoder, vocabulary, metadata):
     return folder
 
 
-def learn_vocabulary(texts, vocabulary_size, lowercase=True):
-    """A WordPiece vocabulary learnt from `texts` (keras-hub's trainer)."""
-    import keras_hub
-    import tensorflow as tf  # the vocabulary trainer takes a tf.data pipeline
-
-    data = tf.data.Dataset.from_tensor_slices(list(texts))
-    return keras_hub.tokenizers.compute_word_piece_vocabulary(
-        data,
-        vocabulary_size,
-        lowercase=lowercase,
-        strip_accents=lowercase,
-        reserved_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-    )
-
-
 def make_baseline_submission(folder, texts, name="bert-tiny-scratch", vocabulary_size=2000, **backbone_args):
-    """A from-scratch reference BERT (no pretraining) as a submission: the floor to beat."""
-    from reference_impl.bert import BertBackbone
+    """A from-scratch reference BERT (no pretraining) as a submission: the floor to beat.
 
-    vocabulary = learn_vocabulary(texts, vocabulary_size)
+    The WordPiece vocabulary is learnt from `texts` (the tasks' training text).
+    """
+    from reference_impl.bert import BertBackbone
+    from reference_impl.tokenizers import train_word_piece_vocabulary
+
+    vocabulary = train_word_piece_vocabulary(texts, vocabulary_size)
     config = dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=128, max_sequence_length=128)
     config.update(backbone_args)
     keras.utils.set_random_seed(0)
     encoder = BertBackbone(vocabulary_size=len(vocabulary), **config)
     metadata = {"name": name, "model_family": "BERT", "pretraining_flops": 0, "lowercase": True, "config": config}
     return save_submission(folder, encoder, vocabulary, metadata)
+
+
+def make_pretrained_submission(folder, checkpoint_folder, name, pretraining_flops=None):
+    """A Hugging Face BERT checkpoint folder (config.json, model.safetensors,
+    vocab.txt) imported into the reference BertBackbone, as a submission.
+
+    `pretraining_flops` None means "not known" (left out of the compute plot).
+    """
+    from reference_impl.checkpoints import load_hugging_face
+    from reference_impl.tokenizers import load_word_piece_encoder
+
+    encoder = load_hugging_face(checkpoint_folder)
+    tokenizer = load_word_piece_encoder(checkpoint_folder, sequence_length=8)
+    metadata = {
+        "name": name,
+        "model_family": "BERT",
+        "pretraining_flops": pretraining_flops,
+        "lowercase": tokenizer.lowercase,
+        "source": os.path.basename(os.path.normpath(checkpoint_folder)),
+    }
+    return save_submission(folder, encoder, tokenizer.vocabulary, metadata)
