@@ -146,6 +146,9 @@ class CheckpointTensors:
             f"Is it a {self.prefix} checkpoint written by transformers' save_pretrained?"
         )
 
+    def has(self, name):
+        return f"{self.prefix}.{name}" in self.tensors or name in self.tensors
+
     def dense(self, dense, name):
         copy_dense(dense, self.get(f"{name}.weight").T, self.get(f"{name}.bias"), name)
 
@@ -222,6 +225,8 @@ def encoder_arguments(hf_config):
 
 
 def bert_from_hugging_face(hf_config, tensors):
+    """A checkpoint saved without the pooler (BertForMaskedLM) leaves
+    `pooled_dense` at its initialisation."""
     from reference_impl.bert import BertBackbone
 
     backbone = BertBackbone(
@@ -234,7 +239,8 @@ def bert_from_hugging_face(hf_config, tensors):
     tensors.embeddings(backbone.embeddings)
     for i, block in enumerate(backbone.transformer_layers):
         tensors.bert_layer(block, f"encoder.layer.{i}")
-    tensors.dense(backbone.pooled_dense, "pooler.dense")
+    if tensors.has("pooler.dense.weight"):  # masked-LM-only checkpoints have no pooler
+        tensors.dense(backbone.pooled_dense, "pooler.dense")
     return backbone
 
 

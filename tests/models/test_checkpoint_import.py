@@ -56,6 +56,22 @@ def test_minilm_checkpoint_matches_transformers_hidden_states():
     assert pooled_error < 1e-4, pooled_error
 
 
+def test_bert_checkpoint_without_pooler_imports_the_encoder(tmp_path):
+    """Masked-LM checkpoints (BertForMaskedLM) carry no pooler and a `bert.` prefix."""
+    from safetensors.numpy import load_file
+
+    tensors = {f"bert.{name}": value
+               for name, value in load_file(MINILM / "model.safetensors").items()
+               if not name.startswith("pooler.")}
+    config = json.loads((MINILM / "config.json").read_text())
+    model = load_hugging_face(write_folder(tmp_path / "minilm_mlm", config, tensors))
+    reference = np.load(REFERENCE)
+    inputs = {k: reference[k][:2].astype("int32") for k in ("token_ids", "segment_ids", "padding_mask")}
+    real = reference["padding_mask"][:2].astype(bool)
+    hidden = numpy(model(inputs)["sequence_output"])
+    assert np.abs(hidden - reference["last_hidden_state"][:2])[real].max() < 1e-4
+
+
 # --------------------------------------------------------------------------
 # Writing keras-hub weights in Hugging Face's layout
 # --------------------------------------------------------------------------
