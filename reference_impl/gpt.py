@@ -268,7 +268,9 @@ def compile_causal_lm(model, optimizer=None, jit_compile="auto", **optimizer_arg
 
     model.compile(
         optimizer=optimizer or adamw(**optimizer_args),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # Divide by the number of real targets, not by all positions.
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"),
         weighted_metrics=[],
         jit_compile=jit_compile,
     )

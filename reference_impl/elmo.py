@@ -1,0 +1,513 @@
+"""ELMo (Peters et al., 2018): features mixed from a pair of LSTM language models.
+
+Read top to bottom:
+1. Characters: every token becomes 50 character ids (its UTF-8 bytes between
+   begin- and end-of-word markers), and each sentence gets begin- and
+   end-of-sentence tokens: bilm-tf's 262-symbol scheme.
+2. Token layer (`CharacterEncoder`): a character CNN (filter widths 1..7),
+   max-pooled over characters, two highway layers and a linear projection,
+   so any word, even an unseen one, gets a context-free vector.
+3. `ELMoBiLM`: two separate two-layer LSTM language models over those
+   vectors, one reading left to right, one right to left; the second layer of
+   each adds its input back (a residual connection). Its output stacks the
+   three ELMo layers: the token layer (duplicated to match the width of the
+   forward+backward concatenation) and the two LSTM layers.
+4. `ELMoPretrainer`: a softmax over a word vocabulary, shared by both
+   directions: the forward LM predicts the next word, the backward LM the
+   previous one.
+5. `ScalarMix` and `ELMoClassifier`: a task learns softmax-normalised weights
+   over the three layers and a scale gamma, on top of the frozen biLM, and a
+   small recurrent classifier reads the mixed vectors.
+
+All model code is `keras.ops`; character and word ids are numpy.
+"""
+
+import re
+
+import keras
+import numpy as np
+from keras import ops
+
+from reference_impl.layers import register
+
+# --------------------------------------------------------------------------
+# 1. Character ids (bilm-tf's inventory, shifted by one so 0 is padding)
+# --------------------------------------------------------------------------
+
+MAX_CHARACTERS_PER_TOKEN = 50
+# Bytes are 0..255; then the markers, as in bilm-tf. Every id is stored + 1,
+# so that 0 means "no character" (padding): 262 symbols in all.
+BEGIN_SENTENCE_CHARACTER = 256
+END_SENTENCE_CHARACTER = 257
+BEGIN_WORD_CHARACTER = 258
+END_WORD_CHARACTER = 259
+PADDING_CHARACTER = 260
+NUM_CHARACTERS = 262
+BEGIN_SENTENCE, END_SENTENCE = "<S>", "</S>"
+
+
+def token_character_ids(token):
+    """One token -> [50] int32: begin-of-word, its UTF-8 bytes (cut at 48), end-of-word, padding."""
+    if token == BEGIN_SENTENCE:
+        body = [BEGIN_SENTENCE_CHARACTER]
+    elif token == END_SENTENCE:
+        body = [END_SENTENCE_CHARACTER]
+    else:
+        body = list(token.encode("utf-8"))[: MAX_CHARACTERS_PER_TOKEN - 2]
+    ids = [BEGIN_WORD_CHARACTER, *body, END_WORD_CHARACTER]
+    ids += [PADDING_CHARACTER] * (MAX_CHARACTERS_PER_TOKEN - len(ids))
+    return np.array(ids, "int32") + 1
+
+
+def split_words(text):
+    """Whitespace and punctuation split, the granularity ELMo's word vocabulary uses."""
+    return re.findall(r"\w+|[^\w\s]", text)
+
+
+def with_sentence_markers(sentences):
+    return [[BEGIN_SENTENCE, *sentence, END_SENTENCE] for sentence in sentences]
+
+
+def character_ids(sentences, max_tokens=None):
+    """Token lists -> [B, T, 50] int32 with <S> and </S> added; padding tokens are all 0.
+
+    T is the longest sentence + 2, or `max_tokens` (longer sentences are cut,
+    keeping </S>).
+    """
+    sentences = with_sentence_markers(sentences)
+    length = max_tokens or max(len(s) for s in sentences)
+    ids = np.zeros((len(sentences), length, MAX_CHARACTERS_PER_TOKEN), "int32")
+    for row, sentence in enumerate(sentences):
+        if len(sentence) > length:
+            sentence = sentence[: length - 1] + [END_SENTENCE]
+        for column, token in enumerate(sentence):
+            ids[row, column] = token_character_ids(token)
+    return ids
+
+
+# Word ids for the language-model targets: 0 is padding.
+WORD_PADDING, WORD_UNKNOWN = "<pad>", "<unk>"
+
+
+def build_word_vocabulary(sentences, vocabulary_size):
+    """The `vocabulary_size` most frequent words, after <pad>, <unk>, <S> and </S>."""
+    from collections import Counter
+
+    counts = Counter(word for sentence in sentences for word in sentence)
+    specials = [WORD_PADDING, WORD_UNKNOWN, BEGIN_SENTENCE, END_SENTENCE]
+    words = [w for w, _ in counts.most_common() if w not in specials]
+    return specials + words[: vocabulary_size - len(specials)]
+
+
+def word_ids(sentences, vocabulary, max_tokens=None):
+    """Token lists -> [B, T] int32 aligned with `character_ids` (same markers and cut)."""
+    index = {word: i for i, word in enumerate(vocabulary)}
+    unknown = index[WORD_UNKNOWN]
+    sentences = with_sentence_markers(sentences)
+    length = max_tokens or max(len(s) for s in sentences)
+    ids = np.zeros((len(sentences), length), "int32")
+    for row, sentence in enumerate(sentences):
+        if len(sentence) > length:
+            sentence = sentence[: length - 1] + [END_SENTENCE]
+        ids[row, : len(sentence)] = [index.get(word, unknown) for word in sentence]
+    return ids
+
+
+def language_model_targets(word_ids_):
+    """y and sample weights for `ELMoPretrainer`: next word forwards, previous word backwards."""
+    word_ids_ = np.asarray(word_ids_)
+    forward = np.zeros_like(word_ids_)
+    forward[:, :-1] = word_ids_[:, 1:]
+    backward = np.zeros_like(word_ids_)
+    # Only real positions predict: a padding position gets no target.
+    backward[:, 1:] = word_ids_[:, :-1] * (word_ids_[:, 1:] != 0)
+    y = {"forward_logits": forward, "backward_logits": backward}
+    weights = {name: (target != 0).astype("float32") for name, target in y.items()}
+    return y, weights
+
+
+# --------------------------------------------------------------------------
+# 2. The token layer: character CNN, highway, projection
+# --------------------------------------------------------------------------
+
+#: bilm-tf's filters for the original ELMo: (width, count), 2048 in all.
+FULL_FILTERS = ((1, 32), (2, 32), (3, 64), (4, 128), (5, 256), (6, 512), (7, 1024))
+
+
+def scaled_filters(divisor):
+    """bilm-tf's filter counts divided by `divisor` (at least one filter per width)."""
+    return tuple((width, max(1, count // divisor)) for width, count in FULL_FILTERS)
+
+
+@register
+class Highway(keras.layers.Layer):
+    """y = g * relu(W_h x) + (1 - g) * x with gate g = sigmoid(W_g x): a learned skip."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        self.transform = keras.layers.Dense(width, activation="relu", name="transform")
+        # A negative gate bias starts each layer close to the identity (carry).
+        self.gate = keras.layers.Dense(width, activation="sigmoid",
+                                       bias_initializer=keras.initializers.Constant(-2.0),
+                                       name="gate")
+        self.transform.build(input_shape)
+        self.gate.build(input_shape)
+        self.built = True
+
+    def call(self, x):
+        gate = self.gate(x)
+        return gate * self.transform(x) + (1.0 - gate) * x
+
+
+@register
+class CharacterEncoder(keras.layers.Layer):
+    """[B, T, 50] character ids -> [B, T, projection_dim] context-free token vectors."""
+
+    def __init__(self, filters=FULL_FILTERS, character_dim=16, num_highway=2,
+                 projection_dim=512, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = tuple(tuple(f) for f in filters)
+        self.character_dim = character_dim
+        self.num_highway = num_highway
+        self.projection_dim = projection_dim
+        self.character_embedding = keras.layers.Embedding(
+            NUM_CHARACTERS, character_dim, name="character_embedding")
+        self.convolutions = [
+            keras.layers.Conv1D(count, width, activation="relu", name=f"convolution_width_{width}")
+            for width, count in self.filters
+        ]
+        self.highways = [Highway(name=f"highway_{i}") for i in range(num_highway)]
+        self.projection = keras.layers.Dense(projection_dim, name="projection")
+
+    def build(self, input_shape):
+        self.character_embedding.build(input_shape)
+        for convolution in self.convolutions:
+            convolution.build((None, MAX_CHARACTERS_PER_TOKEN, self.character_dim))
+        total = sum(count for _, count in self.filters)
+        for highway in self.highways:
+            highway.build((None, total))
+        self.projection.build((None, total))
+        self.built = True
+
+    def call(self, character_ids):
+        batch, length = ops.shape(character_ids)[0], ops.shape(character_ids)[1]
+        characters = ops.reshape(character_ids, (-1, MAX_CHARACTERS_PER_TOKEN))
+        x = self.character_embedding(characters)  # [B*T, 50, c]
+        # Each filter's strongest match anywhere in the word: max over positions.
+        x = ops.concatenate([ops.max(conv(x), axis=1) for conv in self.convolutions], axis=-1)
+        for highway in self.highways:
+            x = highway(x)
+        x = self.projection(x)
+        return ops.reshape(x, (batch, length, self.projection_dim))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=[list(f) for f in self.filters], character_dim=self.character_dim,
+                      num_highway=self.num_highway, projection_dim=self.projection_dim)
+        return config
+
+
+# --------------------------------------------------------------------------
+# 3. The two LSTM language models
+# --------------------------------------------------------------------------
+
+
+@register
+class ProjectedLSTMCell(keras.layers.Layer):
+    """An LSTM cell whose output is projected down (LSTMP, Sak et al. 2014), as in bilm-tf.
+
+    `units` memory cells, output h = clip(P (o * tanh(c))) of width
+    `projection_dim`; the cell state is clipped to +-cell_clip. The forget
+    gate gets +1, as in TensorFlow's LSTMCell that bilm-tf used.
+    """
+
+    def __init__(self, units, projection_dim, cell_clip=3.0, projection_clip=3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.projection_dim = projection_dim
+        self.cell_clip = cell_clip
+        self.projection_clip = projection_clip
+        self.state_size = [projection_dim, units]
+        self.output_size = projection_dim
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 4 * self.units),
+                                      initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.projection_dim, 4 * self.units),
+                                                initializer="orthogonal", name="recurrent_kernel")
+        self.bias = self.add_weight(shape=(4 * self.units,), initializer="zeros", name="bias")
+        self.projection = self.add_weight(shape=(self.units, self.projection_dim),
+                                          initializer="glorot_uniform", name="projection")
+        self.built = True
+
+    def call(self, inputs, states):
+        h, c = states
+        z = ops.matmul(inputs, self.kernel) + ops.matmul(h, self.recurrent_kernel) + self.bias
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f + 1.0) * c + ops.sigmoid(i) * ops.tanh(g)
+        c = ops.clip(c, -self.cell_clip, self.cell_clip)
+        h = ops.matmul(ops.sigmoid(o) * ops.tanh(c), self.projection)
+        h = ops.clip(h, -self.projection_clip, self.projection_clip)
+        return h, [h, c]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, projection_dim=self.projection_dim,
+                      cell_clip=self.cell_clip, projection_clip=self.projection_clip)
+        return config
+
+
+@register
+class LSTMLanguageModel(keras.layers.Layer):
+    """`num_layers` LSTMP layers reading one direction; layers after the first add their input.
+
+    backwards=True reads right to left (padding, on the right, is skipped by
+    the mask, so each sentence starts from its own last token). Returns the
+    list of layer outputs, each [B, T, projection_dim], in the original order.
+    """
+
+    def __init__(self, units, projection_dim, num_layers=2, dropout=0.1, backwards=False,
+                 cell_clip=3.0, projection_clip=3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.projection_dim = projection_dim
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.backwards = backwards
+        self.cell_clip = cell_clip
+        self.projection_clip = projection_clip
+        self.rnns = [
+            keras.layers.RNN(
+                ProjectedLSTMCell(units, projection_dim, cell_clip, projection_clip,
+                                  name=f"cell_{i}"),
+                return_sequences=True, go_backwards=backwards, name=f"lstm_{i}")
+            for i in range(num_layers)
+        ]
+        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        for rnn in self.rnns:
+            rnn.build(tuple(input_shape[:-1]) + (self.projection_dim,))
+        self.built = True
+
+    def call(self, x, mask, training=None):
+        outputs = []
+        for i, rnn in enumerate(self.rnns):
+            y = rnn(self.dropout_layer(x, training=training), mask=mask, training=training)
+            if self.backwards:
+                y = ops.flip(y, axis=1)  # go_backwards returns outputs last-first
+            x = y + x if i > 0 else y
+            outputs.append(x)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, projection_dim=self.projection_dim,
+                      num_layers=self.num_layers, dropout=self.dropout,
+                      backwards=self.backwards, cell_clip=self.cell_clip,
+                      projection_clip=self.projection_clip)
+        return config
+
+
+@register
+class ELMoBiLM(keras.Model):
+    """Character encoder + forward and backward LSTM LMs.
+
+    Input: `character_ids` [B, T, 50]. Outputs (dict):
+    `elmo_layers` [B, 3, T, 2P]: the token layer [x; x], then each LSTM
+    layer's [forward; backward]; `forward_output` and `backward_output`
+    [B, T, P]: the top layer of each LM, which the softmax reads;
+    `token_mask` [B, T]: real tokens.
+    """
+
+    presets = {
+        # A few thousand parameters per part: for tests.
+        "tiny": dict(filters=scaled_filters(32), projection_dim=32, lstm_units=64),
+        # Trains on a CPU in minutes.
+        "small": dict(filters=scaled_filters(8), projection_dim=128, lstm_units=512),
+        # The original ELMo (bilm-tf's "Original" options): 93.6M parameters.
+        "full": dict(filters=FULL_FILTERS, projection_dim=512, lstm_units=4096),
+    }
+
+    def __init__(self, filters=FULL_FILTERS, character_dim=16, num_highway=2,
+                 projection_dim=512, lstm_units=4096, num_lstm_layers=2, dropout=0.1,
+                 cell_clip=3.0, projection_clip=3.0, **kwargs):
+        self.config = dict(
+            filters=[list(f) for f in filters], character_dim=character_dim,
+            num_highway=num_highway, projection_dim=projection_dim, lstm_units=lstm_units,
+            num_lstm_layers=num_lstm_layers, dropout=dropout, cell_clip=cell_clip,
+            projection_clip=projection_clip)
+        self.character_encoder = CharacterEncoder(filters, character_dim, num_highway,
+                                                  projection_dim, name="character_encoder")
+
+        def language_model(backwards, name):
+            return LSTMLanguageModel(lstm_units, projection_dim, num_lstm_layers, dropout,
+                                     backwards, cell_clip, projection_clip, name=name)
+
+        self.forward_lm = language_model(False, "forward_lm")
+        self.backward_lm = language_model(True, "backward_lm")
+
+        ids = keras.Input(shape=(None, MAX_CHARACTERS_PER_TOKEN), dtype="int32",
+                          name="character_ids")
+        mask = ops.any(ids != 0, axis=-1)
+        tokens = self.character_encoder(ids)
+        forward = self.forward_lm(tokens, mask=mask)
+        backward = self.backward_lm(tokens, mask=mask)
+        layers = [ops.concatenate([tokens, tokens], axis=-1)]
+        layers += [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward)]
+        super().__init__(
+            inputs={"character_ids": ids},
+            outputs={"elmo_layers": ops.stack(layers, axis=1), "forward_output": forward[-1],
+                     "backward_output": backward[-1], "token_mask": mask},
+            **kwargs)
+
+    @classmethod
+    def from_name(cls, name, **overrides):
+        if name not in cls.presets:
+            raise ValueError(f"ELMoBiLM has no size {name!r}; choose one of {sorted(cls.presets)}.")
+        return cls(**{**cls.presets[name], **overrides})
+
+    def get_config(self):
+        return {"name": self.name, **self.config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def count_bilm_parameters(filters=FULL_FILTERS, character_dim=16, num_highway=2,
+                          projection_dim=512, lstm_units=4096, num_lstm_layers=2, **unused):
+    """The biLM's weights by part, from its config; no model is built.
+
+    What is counted: the character embedding (262 x 16), the CNN, the highway
+    layers, the projection and the 2 x `num_lstm_layers` LSTMP layers. Not
+    counted: the word softmax (used only in pretraining) and a task's scalar
+    mix. For the full config this is the 93.6M of the ELMo paper and AllenNLP.
+    """
+    total_filters = sum(count for _, count in filters)
+    lstm_layer = ((projection_dim + projection_dim) * 4 * lstm_units  # input and recurrent kernels
+                  + 4 * lstm_units                                  # gate biases
+                  + lstm_units * projection_dim)                    # output projection, no bias
+    parts = {
+        "character_embedding": NUM_CHARACTERS * character_dim,
+        "convolutions": sum(width * character_dim * count + count for width, count in filters),
+        "highway": num_highway * 2 * (total_filters * total_filters + total_filters),
+        "projection": total_filters * projection_dim + projection_dim,
+        "lstms": 2 * num_lstm_layers * lstm_layer,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+@register
+class ELMoPretrainer(keras.Model):
+    """Both LMs' next-word logits through one shared softmax over a word vocabulary.
+
+    Outputs `forward_logits` (position t predicts word t + 1) and
+    `backward_logits` (position t predicts word t - 1), each [B, T, V]. Train
+    with targets and weights from `language_model_targets`.
+    """
+
+    def __init__(self, bilm, vocabulary_size, **kwargs):
+        self.bilm = bilm
+        self.vocabulary_size = vocabulary_size
+        self.softmax = keras.layers.Dense(vocabulary_size, name="softmax")
+        inputs = dict(bilm.input)
+        outputs = bilm(inputs)
+        super().__init__(
+            inputs=inputs,
+            outputs={"forward_logits": self.softmax(outputs["forward_output"]),
+                     "backward_logits": self.softmax(outputs["backward_output"])},
+            **kwargs)
+
+    def get_config(self):
+        return {"name": self.name, "bilm": keras.layers.serialize(self.bilm),
+                "vocabulary_size": self.vocabulary_size}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["bilm"] = keras.layers.deserialize(config["bilm"])
+        return cls(**config)
+
+
+def compile_elmo_pretraining(pretrainer, learning_rate=2e-3, jit_compile="auto"):
+    """Mean cross-entropy of both directions (bilm-tf averages the two losses)."""
+    # Averaged over real target words, not over all positions.
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      reduction="mean_with_sample_weight")
+    pretrainer.compile(
+        optimizer=keras.optimizers.Adam(learning_rate, clipnorm=10.0),
+        loss={"forward_logits": loss, "backward_logits": loss},
+        loss_weights={"forward_logits": 0.5, "backward_logits": 0.5},
+        jit_compile=jit_compile)
+    return pretrainer
+
+
+# --------------------------------------------------------------------------
+# 5. Using ELMo in a task
+# --------------------------------------------------------------------------
+
+
+@register
+class ScalarMix(keras.layers.Layer):
+    """gamma * sum_j softmax(s)_j * layer_j over [B, L, T, D] -> [B, T, D].
+
+    s starts at zero (an even mix) and gamma at one; both are the task's to learn.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        self.layer_weights = self.add_weight(shape=(input_shape[1],), initializer="zeros",
+                                             name="layer_weights")
+        self.gamma = self.add_weight(shape=(), initializer="ones", name="gamma")
+        self.built = True
+
+    def mixing_weights(self):
+        return ops.softmax(self.layer_weights)
+
+    def call(self, layers):
+        weights = ops.reshape(self.mixing_weights(), (1, -1, 1, 1))
+        return self.gamma * ops.sum(weights * layers, axis=1)
+
+
+@register
+class ELMoClassifier(keras.Model):
+    """Frozen biLM -> trainable scalar mix -> bidirectional LSTM -> linear classifier.
+
+    Only the mix, the LSTM and the output layer train: the biLM's weights are
+    frozen, as in the ELMo paper's downstream models.
+    """
+
+    def __init__(self, bilm, num_classes, hidden_units=64, dropout=0.3, **kwargs):
+        bilm.trainable = False
+        self.bilm = bilm
+        self.num_classes = num_classes
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.scalar_mix = ScalarMix(name="scalar_mix")
+        inputs = dict(bilm.input)
+        outputs = bilm(inputs)
+        x = self.scalar_mix(outputs["elmo_layers"])
+        x = keras.layers.Dropout(dropout)(x)
+        x = keras.layers.Bidirectional(keras.layers.LSTM(hidden_units), name="encoder")(
+            x, mask=outputs["token_mask"])
+        x = keras.layers.Dropout(dropout)(x)
+        logits = keras.layers.Dense(num_classes, name="classifier_head")(x)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+    def get_config(self):
+        return {"name": self.name, "bilm": keras.layers.serialize(self.bilm),
+                "num_classes": self.num_classes, "hidden_units": self.hidden_units,
+                "dropout": self.dropout}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["bilm"] = keras.layers.deserialize(config["bilm"])
+        return cls(**config)
