@@ -113,6 +113,8 @@ class TextEncoder:
         texts = tf.TensorSpec([None], tf.string)
         ids = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
 
+        # Plain TensorFlow ops already: AutoGraph has nothing to convert here.
+        @tf.autograph.experimental.do_not_convert
         def tokenize(strings):
             return tf.cast(self.tokenizer.tokenize(strings), tf.int32)
 
