@@ -1,9 +1,11 @@
 """Course directory commands over nbgrader's layout and gradebook."""
 
+import ctypes
 import json
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -143,9 +145,17 @@ def autograde_jobs(course, assignment, limits, unsafe):
 
 
 _SLOT = {"value": 0}
+PR_SET_PDEATHSIG = 1
 
 
 def _take_slot(slots):
+    """Worker start-up: claim a sandbox slot (its own uid) and die with the grader.
+
+    PR_SET_PDEATHSIG makes a killed grader take its workers along, and each
+    worker's bwrap (--die-with-parent) its kernel, so nothing keeps running
+    into a re-run.
+    """
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _SLOT["value"] = slots.get()
 
 

@@ -7,6 +7,8 @@ shape by shape and dtype by dtype before any value is compared.
 
 import os
 import re
+import stat
+import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,19 +44,39 @@ def cases_in(source):
     return CAPTURE_CALL.findall(source)
 
 
+def open_untrusted(path):
+    """A binary file object for a regular file the sandbox wrote; never follows a link.
+
+    A symlink planted in the capture directory (to the gradebook, say) would
+    otherwise be read by the grader and echoed into the student's feedback.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise ValueError("capture is not a regular file")
+    return f
+
+
 def load_capture(path):
     """{name: array} from an untrusted .npz, or raise ValueError saying what is wrong."""
-    if os.path.getsize(path) > MAX_CAPTURE_BYTES:
-        raise ValueError(f"capture is larger than {MAX_CAPTURE_BYTES // 2**20} MiB")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise ValueError("capture is not an .npz archive")
-            return {name: data[name] for name in data.files}
+        with open_untrusted(path) as f:
+            try:
+                members = zipfile.ZipFile(f).infolist()
+            except zipfile.BadZipFile:
+                raise ValueError("not an .npz archive") from None
+            if os.fstat(f.fileno()).st_size > MAX_CAPTURE_BYTES or \
+                    sum(m.file_size for m in members) > MAX_CAPTURE_BYTES:
+                raise ValueError(f"larger than {MAX_CAPTURE_BYTES // 2**20} MiB")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
     except ValueError as error:
         raise ValueError(f"capture rejected ({error}); only plain numeric arrays are accepted") from None
     except Exception as error:
-        raise ValueError(f"capture unreadable ({type(error).__name__}: {error})") from None
+        raise ValueError(f"capture unreadable ({type(error).__name__}); "
+                         "only .npz files written by capture() are accepted") from None
 
 
 def outputs_of(fn, calls):
@@ -101,11 +123,15 @@ def judge_case(case_id, capture_dir, seed):
     """Verdict for one case from the capture the sandbox wrote."""
     case = CASES[case_id]
     path = os.path.join(capture_dir, case_id + ".npz")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         error_path = os.path.join(capture_dir, case_id + ".error.txt")
-        if os.path.isfile(error_path):
-            with open(error_path, errors="replace") as f:
-                return CaseVerdict(case_id, False, f"{case.function} raised: {f.read(2000).strip()}")
+        if os.path.lexists(error_path):
+            try:
+                with open_untrusted(error_path) as f:
+                    raised = f.read(2000).decode(errors="replace").strip()
+            except (OSError, ValueError):
+                raised = "(an error report the grader could not read)"
+            return CaseVerdict(case_id, False, f"{case.function} raised: {raised}")
         return CaseVerdict(case_id, False, f"no outputs of {case.function} were recorded "
                            "(the test cell did not run to completion, or the kernel stopped before it)")
     try:

@@ -65,6 +65,9 @@ def attacks(secret, canary, port):
         "pickle_capture": ["import numpy as np, os\n"
                            "np.savez(os.environ['GRADER_CAPTURE_DIR'] + '/attention.split_heads.npz', "
                            "call0_output0=np.array([object()], dtype=object))"],
+        "symlink_capture": ["import os\n"
+                            "os.symlink('/etc/passwd', os.environ['GRADER_CAPTURE_DIR'] + "
+                            "'/attention.split_heads.error.txt')"],
         "always_equal": ["import numpy as np, numpy.testing, builtins\n"
                          "class Equal:\n    def __eq__(self, other): return True\n"
                          "numpy.testing.assert_allclose = lambda *a, **k: None\n"
@@ -199,13 +202,15 @@ def test_network_is_unreachable_and_the_listener_sees_nothing(outcome):
     assert outcome[1] == [] and "connected" not in text and text.count("blocked") == 2
 
 
-@pytest.mark.parametrize("attack", ["pickle_capture", "always_equal", "patched_capture",
-                                    "patched_traceback"])
+@pytest.mark.parametrize("attack", ["pickle_capture", "symlink_capture", "always_equal",
+                                    "patched_capture", "patched_traceback"])
 def test_forged_or_faked_results_earn_nothing(outcome, attack):
     _, verdict, _ = outcome[0][attack]
     assert not verdict.passed
     if attack == "pickle_capture":
         assert "only plain numeric arrays" in verdict.message
+    if attack == "symlink_capture":  # the grader does not read the host's file through it
+        assert "root:" not in verdict.message and "could not read" in verdict.message
     if attack == "patched_traceback":
         assert "ZeroDivisionError" in verdict.message
 

@@ -94,3 +94,26 @@ def test_public_checks_cover_every_graded_call_and_accept_a_correct_solution(tmp
         grading_runtime.local_check("attention.causal_mask",
                                     CASES["attention.causal_mask"].known_bugs["offset ignored (breaks cached decoding)"],
                                     checks)
+
+
+def test_symlinked_captures_and_error_reports_are_not_followed(tmp_path):
+    secret = tmp_path / "gradebook.db"
+    secret.write_text("SECRET-GRADEBOOK")
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    os.symlink(secret, captures / "attention.no_mask.error.txt")
+    verdict = verdicts.judge_case("attention.no_mask", str(captures), SEED)
+    assert "SECRET" not in verdict.message and not verdict.passed
+    np.savez(tmp_path / "real.npz", **grading_runtime.call_case("attention.split_heads",
+             CASES["attention.split_heads"].reference, SEED))
+    os.symlink(tmp_path / "real.npz", captures / "attention.split_heads.npz")
+    verdict = verdicts.judge_case("attention.split_heads", str(captures), SEED)
+    assert not verdict.passed and "unreadable" in verdict.message
+
+
+def test_zip_bomb_capture_is_rejected(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "attention.no_mask.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("call0_output0.npy", b"\0" * (80 * 2**20))
+    verdict = verdicts.judge_case("attention.no_mask", str(tmp_path), SEED)
+    assert not verdict.passed and "larger than 64 MiB" in verdict.message
