@@ -101,7 +101,7 @@ def command_run(args):
     if args.gpu:
         import keras
 
-        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")  # the classification head
     for learning_rate in args.learning_rates:
         config = finetune.FineTuneConfig(
             learning_rate=learning_rate,

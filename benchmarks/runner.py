@@ -121,7 +121,9 @@ class BenchmarkRunner:
             task: {split: self.arrays.load(pair_encoder, task, split) for split in ("dev", "test")} for task in scored_tasks
         }
         task = tasks.get_task(trained_task)
-        encoder = submissions.load_encoder(folder)  # fresh weights for every run
+        encoder = submissions.load_encoder(folder, self.config.sequence_length)  # fresh weights for every run
+        if self.config.mixed_precision:
+            encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
         steps = finetune.steps_per_epoch(train, self.config) * self.config.epochs
         with tqdm(total=steps, desc="  steps", unit="step", leave=False, disable=not self.progress) as step_bar:
             result = finetune.fine_tune(

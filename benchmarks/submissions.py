@@ -141,6 +141,21 @@ def check_interface(encoder, path, length):
         )
 
 
+def with_dtype_policy(encoder, policy):
+    """A copy of `encoder` computing under `policy` (e.g. "mixed_bfloat16"), same weights.
+
+    A saved model keeps the dtype policy it was saved with; backbones whose
+    config takes `dtype` (keras-hub's, the reference ones) are rebuilt under
+    the new one. Other models are returned unchanged.
+    """
+    config = encoder.get_config()
+    if "dtype" not in config or not hasattr(encoder, "token_embedding"):
+        return encoder
+    copy = type(encoder).from_config({**config, "dtype": policy})
+    copy.set_weights(encoder.get_weights())
+    return copy
+
+
 def vocabulary_path(folder):
     path = os.path.join(folder, VOCABULARY_FILE)
     if not os.path.exists(path):

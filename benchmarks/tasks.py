@@ -264,7 +264,8 @@ def read_split(glue_dir, task, split):
     if not os.path.exists(path):
         raise GlueDataError(
             f"{task.name} {split} file not found: {path}. Point --glue-dir (or GLUE_DIR) at a folder "
-            f"laid out like the GLUE download script's glue_data/, or use --suite builtin."
+            f"laid out like the GLUE download script's glue_data/ (or write the offline suite with "
+            f"`python -m benchmarks suite DIR` and pass DIR)."
         )
     with open(path, encoding=spec.encoding, newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -104,3 +104,15 @@ def test_lambda_layers_are_refused_by_safe_mode(tmp_path):
     folder = save(tmp_path, keras.Model(inputs, {"sequence_output": sequence, "pooled_output": pooled}))
     with pytest.raises(submissions.SubmissionError, match="could not be loaded by Keras.*safe_mode"):
         submissions.load_encoder(folder)
+
+
+def test_mixed_precision_copy_keeps_the_weights(tmp_path):
+    encoder = submissions.load_encoder(save(tmp_path, tiny_backbone()))
+    mixed = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
+    assert mixed.get_layer("pooled_dense").dtype_policy.compute_dtype == "bfloat16"
+    assert encoder.get_layer("pooled_dense").dtype_policy.compute_dtype == "float32"
+    for ours, theirs in zip(mixed.weights, encoder.weights, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours.value), keras.ops.convert_to_numpy(theirs.value))
+    probe = {"token_ids": np.array([[2, 5, 6, 3]]), "segment_ids": np.zeros((1, 4), "int32"), "padding_mask": np.ones((1, 4), "int32")}
+    pooled = keras.ops.convert_to_numpy(keras.ops.cast(mixed(probe)["pooled_output"], "float32"))
+    np.testing.assert_allclose(pooled, keras.ops.convert_to_numpy(encoder(probe)["pooled_output"]), atol=0.05)
