@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,6 @@ from traitlets import Bool, Dict
 
 from grader import sandbox
 
-SANDBOX_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox.py")
 STDERR_TAIL_BYTES = 4000
 
 
@@ -47,7 +45,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             return cmd
         if os.geteuid() == 0:  # the kernel, as the sandbox user, must read it
             os.chown(self.connection_file, self.sandbox_spec["uid"], self.sandbox_spec["uid"])
-        return [sys.executable, SANDBOX_SCRIPT, json.dumps(self.sandbox_spec), "--", *cmd]
+        return sandbox.launcher_command(self.sandbox_spec, cmd)
 
 
 class CappedClient(NotebookClient):

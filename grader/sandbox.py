@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import asdict, dataclass
 
 SANDBOX_UID_BASE = 61000
@@ -141,7 +142,8 @@ def sandbox_env(seed, scratch=SCRATCH, capture=CAPTURE):
 
 def launcher_command(spec, kernel_cmd):
     """Command that starts `kernel_cmd` in the sandbox described by `spec` (a dict)."""
-    return [sys.executable, "-m", "grader.sandbox", json.dumps(spec), "--", *kernel_cmd]
+    # Run as a script: this file needs only the standard library, wherever it is installed.
+    return [sys.executable, os.path.abspath(__file__), json.dumps(spec), "--", *kernel_cmd]
 
 
 def exec_sandboxed(spec, command):
@@ -175,25 +177,23 @@ def check_available():
             "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
             "`apt-get install bubblewrap`, or `make system-deps`), or pass "
             "--unsafe-no-sandbox to run student code without isolation.")
-    probe = [*launcher_command(probe_spec(), ["/bin/true"])]
-    result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as probe:
+        os.chmod(probe, 0o755)  # the sandbox user must reach the directories inside
+        runtime, capture = os.path.join(probe, "runtime"), os.path.join(probe, "capture")
+        for path in (runtime, capture):
+            os.mkdir(path)
+            if os.geteuid() == 0:
+                os.chown(path, sandbox_uid(0), sandbox_uid(0))
+        spec = dict(runtime_dir=runtime, capture_dir=capture, support_files={}, env={},
+                    limits=asdict(Limits()), uid=sandbox_uid(0))
+        result = subprocess.run(launcher_command(spec, ["/bin/true"]), capture_output=True,
+                                text=True, timeout=60)
     if result.returncode != 0:
         raise SandboxUnavailable(
             f"bubblewrap cannot create a sandbox here: {result.stderr.strip()[-500:]}. "
             "It needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
             "user.max_user_namespaces > 0) or a setuid bwrap. Fix that, or pass "
             "--unsafe-no-sandbox to run student code without isolation.")
-
-
-def probe_spec():
-    import tempfile
-    runtime = tempfile.mkdtemp(prefix="grader-probe-")
-    capture = tempfile.mkdtemp(prefix="grader-probe-")
-    for path in (runtime, capture):
-        if os.geteuid() == 0:
-            os.chown(path, sandbox_uid(0), sandbox_uid(0))
-    return dict(runtime_dir=runtime, capture_dir=capture, support_files={}, env={},
-                limits=asdict(Limits()), uid=sandbox_uid(0))
 
 
 if __name__ == "__main__":
