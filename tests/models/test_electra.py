@@ -61,8 +61,14 @@ def tiny_pretrainer(seed=0):
     return ElectraPretrainer(ElectraBackbone(**CONFIG), generator_size=0.25, seed=seed)
 
 
-def test_generator_is_smaller_and_shares_the_discriminator_embeddings():
-    model = tiny_pretrainer()
+@pytest.fixture(scope="module")
+def pretrainer():
+    """One model for the tests that only read it (building is slow under JAX)."""
+    return tiny_pretrainer()
+
+
+def test_generator_is_smaller_and_shares_the_discriminator_embeddings(pretrainer):
+    model = pretrainer
     assert model.generator_layers[0].hidden_dim == 8  # 32 * 1/4
     assert model.generator_layers[0].num_heads == 1
     shared = model.discriminator.embeddings.token_embedding.embeddings
@@ -81,9 +87,9 @@ def test_generator_is_smaller_and_shares_the_discriminator_embeddings():
                                       for layer in [model.discriminator, *generator, *head])
 
 
-def test_one_step_samples_at_masked_positions_and_weights_rtd_by_fifty():
+def test_one_step_samples_at_masked_positions_and_weights_rtd_by_fifty(pretrainer):
     # Replacements: sampled only at real masked positions, afresh each step.
-    model = tiny_pretrainer()
+    model = pretrainer
     x, y, sample_weight = pretraining_batch()
     y_pred = model(x)
     first = model.pretraining_losses(x, y, y_pred, sample_weight)
@@ -140,8 +146,8 @@ def test_fit_trains_generator_and_discriminator():
     assert not model.discriminator.pooled_dense.trainable  # not part of ELECTRA's objectives
 
 
-def test_exported_discriminator_is_a_standalone_backbone():
-    model = tiny_pretrainer()
+def test_exported_discriminator_is_a_standalone_backbone(pretrainer):
+    model = pretrainer
     exported = model.export_discriminator()
     assert type(exported) is ElectraBackbone
     x, _, _ = pretraining_batch()
@@ -153,8 +159,8 @@ def test_exported_discriminator_is_a_standalone_backbone():
     assert np.abs(numpy(model.discriminator.embeddings.token_embedding.embeddings)).max() > 0
 
 
-def test_pretrainer_keras_file_round_trip_keeps_sharing(tmp_path):
-    model = tiny_pretrainer()
+def test_pretrainer_keras_file_round_trip_keeps_sharing(pretrainer, tmp_path):
+    model = pretrainer
     x, _, _ = pretraining_batch()
     expected = numpy(model(x)["mlm_logits"])
     expected_rtd = numpy(model.replaced_token_logits(x))
