@@ -1,0 +1,120 @@
+"""Frozen ELMo features for sentiment: SST-2 accuracy against the majority-class baseline.
+
+1. Pretrain a small biLM (`ELMoBiLM`) on the kit's offline corpus.
+2. Freeze it; train a scalar mix + bidirectional-LSTM classifier on a subset
+   of the SST-2 training set.
+3. Report accuracy on the full SST-2 dev set (872 sentences) next to the
+   accuracy of always predicting the training subset's most frequent label.
+
+Usage: python -m benchmarks.elmo_sst2 [--train-examples 4000] [--pretrain-epochs 2]
+Data: $GLUE_DIR/SST-2/{train,dev}.tsv (default ../shared/glue_data).
+"""
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+from sklearn.metrics import accuracy_score
+
+from reference_impl.corpus import offline_corpus, split_sentences
+from reference_impl.elmo import (
+    ELMoBiLM,
+    ELMoClassifier,
+    ELMoPretrainer,
+    build_word_vocabulary,
+    character_ids,
+    compile_elmo_pretraining,
+    language_model_targets,
+    split_words,
+    word_ids,
+)
+
+DEFAULT_GLUE_DIR = os.environ.get(
+    "GLUE_DIR", str(Path(__file__).resolve().parents[1] / ".." / "shared" / "glue_data"))
+
+
+def read_sst2(glue_dir, split):
+    path = Path(glue_dir) / "SST-2" / f"{split}.tsv"
+    if not path.is_file():
+        raise SystemExit(f"SST-2 {split} file not found: {path}. Set GLUE_DIR or --glue-dir "
+                         f"to the folder holding SST-2/.")
+    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
+    return [split_words(s) for s in frame["sentence"]], frame["label"].to_numpy("int32")
+
+
+def pretrain_bilm(size, epochs, max_tokens, console):
+    sentences = [split_words(s)[: max_tokens - 2] for d in offline_corpus()
+                 for s in split_sentences(d)]
+    sentences = [s for s in sentences if s]
+    vocabulary = build_word_vocabulary(sentences, vocabulary_size=4000)
+    x = {"character_ids": character_ids(sentences, max_tokens)}
+    y, weights = language_model_targets(word_ids(sentences, vocabulary, max_tokens))
+    keras.utils.set_random_seed(0)
+    pretrainer = ELMoPretrainer(ELMoBiLM.from_name(size), len(vocabulary))
+    compile_elmo_pretraining(pretrainer)
+    before = pretrainer.evaluate(x, y, sample_weight=weights, batch_size=128, verbose=0)[0]
+    history = pretrainer.fit(x, y, sample_weight=weights, batch_size=64, epochs=epochs, verbose=0)
+    after = history.history["loss"][-1]
+    console.print(f"biLM pretraining on {len(sentences)} sentences: loss {before:.3f} -> {after:.3f}"
+                  f" (mean of both directions, nats per word)")
+    return pretrainer.bilm
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--glue-dir", default=DEFAULT_GLUE_DIR)
+    parser.add_argument("--size", default="small", choices=sorted(ELMoBiLM.presets))
+    parser.add_argument("--pretrain-epochs", type=int, default=2)
+    parser.add_argument("--train-examples", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    console = Console()
+
+    train_sentences, train_labels = read_sst2(args.glue_dir, "train")
+    dev_sentences, dev_labels = read_sst2(args.glue_dir, "dev")
+    subset = np.random.default_rng(args.seed).permutation(len(train_labels))[: args.train_examples]
+    train_sentences = [train_sentences[i] for i in subset]
+    train_labels = train_labels[subset]
+
+    start = time.perf_counter()
+    bilm = pretrain_bilm(args.size, args.pretrain_epochs, args.max_tokens, console)
+    pretrain_seconds = time.perf_counter() - start
+
+    keras.utils.set_random_seed(args.seed)
+    classifier = ELMoClassifier(bilm, num_classes=2)
+    classifier.compile(optimizer=keras.optimizers.Adam(2e-3),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    start = time.perf_counter()
+    classifier.fit({"character_ids": character_ids(train_sentences, args.max_tokens)}, train_labels,
+                   batch_size=32, epochs=args.epochs, verbose=0)
+    train_seconds = time.perf_counter() - start
+    logits = classifier.predict({"character_ids": character_ids(dev_sentences, args.max_tokens)},
+                                batch_size=128, verbose=0)
+    elmo_accuracy = accuracy_score(dev_labels, logits.argmax(axis=-1))
+    majority = np.bincount(train_labels).argmax()
+    majority_accuracy = accuracy_score(dev_labels, np.full_like(dev_labels, majority))
+
+    table = Table(title=f"SST-2 dev accuracy ({len(dev_labels)} sentences); "
+                        f"{len(train_labels)} training sentences")
+    for column in ("model", "dev accuracy", "train time (s)"):
+        table.add_column(column)
+    table.add_row(f"majority class (label {majority})", f"{majority_accuracy:.4f}", "0")
+    table.add_row(f"frozen ELMo ({args.size}) + scalar mix + BiLSTM", f"{elmo_accuracy:.4f}",
+                  f"{pretrain_seconds:.0f} pretrain + {train_seconds:.0f} classifier")
+    console.print(table)
+    console.print(f"backend: {keras.backend.backend()}; mixing weights "
+                  f"{np.round(keras.ops.convert_to_numpy(classifier.scalar_mix.mixing_weights()), 3)}, "
+                  f"gamma {float(keras.ops.convert_to_numpy(classifier.scalar_mix.gamma)):.3f}")
+
+
+if __name__ == "__main__":
+    main()
