@@ -69,9 +69,52 @@ def pretraining(state):
     (state["output"] / "pretraining.json").write_text(json.dumps(results, indent=1))
 
 
+def grading(state):
+    """Set up a course, release the attention assignment, grade four students in the sandbox."""
+    import nbformat
+
+    from course_demo.sample_students import demo_submissions, write_inbox
+    from grader import course
+
+    root = state["output"] / "course"
+    path = course.setup(str(root))
+    release_dir = course.release(path, "attention")
+    release_nb = nbformat.read(f"{release_dir}/attention.ipynb", as_version=4)
+    source_nb = nbformat.read(f"{path}/source/attention/attention.ipynb", as_version=4)
+    submissions = demo_submissions(release_nb, source_nb)
+    write_inbox({student: nb for student, (nb, _) in submissions.items()}, root / "inbox")
+    course.collect(path, "attention", str(root / "inbox"))
+    # Re-running skips students whose verdicts are already recorded.
+    results = course.autograde(path, "attention", unsafe=state.get("unsafe", False))
+    feedback_files = course.feedback(path, "attention")
+    csv_path = course.export(path, "attention")
+
+    table = Table(title="Attention assignment: grades")
+    for column in ("student", "submission", "score", "first feedback line"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    grades = {}
+    for result in results:
+        student = result["student"]
+        lines = [case["message"] for nb in result["notebooks"].values()
+                 for cell in nb["cells"] for case in cell["cases"] if case["message"]]
+        problems = [p for nb in result["notebooks"].values() for p in nb["problems"] + nb["events"]]
+        first = next((line for line in problems + lines), "all checks passed")
+        table.add_row(student, submissions[student][1], f"{result['score']:g} / {result['max_score']:g}",
+                      first[:70])
+        grades[student] = {"score": result["score"], "max_score": result["max_score"],
+                           "feedback": problems + lines}
+    state["console"].print(table)
+    (state["output"] / "grades.json").write_text(json.dumps(grades, indent=1))
+    state["grades"] = grades
+    state["console"].print(f"Feedback: {root}/feedback/<student>/attention/feedback.html "
+                           f"({len(feedback_files)} files); gradebook CSV: {csv_path}; "
+                           f"Gradescope: {root}/exports/gradescope/")
+
+
 STEPS = [
     ("Reference models", models),
     ("Pretraining tiny encoders", pretraining),
+    ("Grading student notebooks in the sandbox", grading),
 ]
 
 

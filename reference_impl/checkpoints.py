@@ -292,7 +292,7 @@ def electra_from_hugging_face(hf_config, tensors):
     from reference_impl.electra import ElectraBackbone
 
     backbone = ElectraBackbone(
-        vocab_size=hf_config["vocab_size"],
+        vocabulary_size=hf_config["vocab_size"],
         embedding_dim=hf_config["embedding_size"],
         max_sequence_length=hf_config["max_position_embeddings"],
         num_segments=hf_config.get("type_vocab_size", 2),

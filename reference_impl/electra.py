@@ -7,8 +7,9 @@ discriminator is the model kept for fine-tuning. Both share the embedding
 tables (token, position, segment and their LayerNorm), so the generator's
 MLM gradient trains the discriminator's embeddings too.
 
-`ElectraBackbone` is the encoder, with keras-hub's arguments (note keras-hub
-spells the vocabulary size `vocab_size` here); `ElectraPretrainer` builds the
+`ElectraBackbone` is the encoder, with keras-hub's arguments except that the
+vocabulary size is `vocabulary_size`, as in every other model of the kit
+(keras-hub's ELECTRA alone spells it `vocab_size`); `ElectraPretrainer` builds the
 generator around a discriminator backbone and trains both with one loss:
 generator MLM loss + 50 * discriminator RTD loss (the paper's lambda).
 """
@@ -53,14 +54,14 @@ class ElectraBackbone(Backbone):
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, embedding_dim=64,
                      intermediate_dim=512),
         "small": dict(num_layers=12, num_heads=4, hidden_dim=256, embedding_dim=128,
-                      intermediate_dim=1024, vocab_size=30522),
+                      intermediate_dim=1024, vocabulary_size=30522),
         "base": dict(num_layers=12, num_heads=12, hidden_dim=768, embedding_dim=768,
-                     intermediate_dim=3072, vocab_size=30522),
+                     intermediate_dim=3072, vocabulary_size=30522),
     }
 
     def __init__(
         self,
-        vocab_size,
+        vocabulary_size,
         num_layers,
         num_heads,
         hidden_dim,
@@ -76,7 +77,7 @@ class ElectraBackbone(Backbone):
         **kwargs,
     ):
         self.embeddings = Embeddings(
-            vocab_size, max_sequence_length, embedding_dim, num_segments=num_segments,
+            vocabulary_size, max_sequence_length, embedding_dim, num_segments=num_segments,
             dropout=dropout, layer_norm_epsilon=layer_norm_epsilon, dtype=dtype,
             name="embeddings",
         )
@@ -110,7 +111,7 @@ class ElectraBackbone(Backbone):
                     "padding_mask": padding_mask},
             outputs={"sequence_output": x, "pooled_output": pooled},
             config=dict(
-                vocab_size=vocab_size, num_layers=num_layers, num_heads=num_heads,
+                vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads,
                 hidden_dim=hidden_dim, embedding_dim=embedding_dim,
                 intermediate_dim=intermediate_dim, dropout=dropout,
                 max_sequence_length=max_sequence_length, num_segments=num_segments,

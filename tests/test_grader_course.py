@@ -8,65 +8,10 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from course_demo.sample_students import (CAUSAL_ALWAYS_EQUAL, CAUSAL_OFF_BY_ONE, HEADS, SDPA,
+                                         SDPA_MASK_AFTER_SOFTMAX, student_notebook, tamper)
 from grader import course
 from grader.__main__ import main
-
-SDPA = """def scaled_dot_product_attention(query, key, value, mask=None):
-    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
-    if mask is not None:
-        scores = ops.where(mask, scores, -1e9)
-    weights = ops.softmax(scores, axis=-1)
-    return ops.matmul(weights, value), weights"""
-SDPA_MASK_AFTER_SOFTMAX = """def scaled_dot_product_attention(query, key, value, mask=None):
-    scores = ops.einsum("bhqd,bhkd->bhqk", query, key) / np.sqrt(query.shape[-1])
-    weights = ops.softmax(scores, axis=-1)
-    if mask is not None:
-        weights = ops.where(mask, weights, 0.0)
-    return ops.einsum("bhqk,bhkd->bhqd", weights, value), weights"""
-CAUSAL_OFF_BY_ONE = """def causal_attention_mask(query_length, key_length, offset=0):
-    return np.arange(key_length)[None, :] < np.arange(query_length)[:, None] + offset"""
-CAUSAL_ALWAYS_EQUAL = """class Anything:
-    def __eq__(self, other): return True
-    def __array__(self, dtype=None, copy=None): return np.array(object())
-def causal_attention_mask(query_length, key_length, offset=0):
-    return Anything()"""
-HEADS = """def split_heads(x, num_heads):
-    b, t, w = x.shape
-    return np.stack(np.split(x, num_heads, axis=-1), axis=1)
-
-def merge_heads(x):
-    return np.concatenate([x[:, i] for i in range(x.shape[1])], axis=-1)"""
-
-
-def student_notebook(release_nb, solutions):
-    nb = nbformat.from_dict(json.loads(json.dumps(release_nb)))
-    for cell in nb.cells:
-        name = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if name in solutions:
-            cell.source = solutions[name]
-    return nb
-
-
-def tamper(nb):
-    """Edit a locked test cell, inflate points, delete one test cell, duplicate another."""
-    cells = []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade_id") == "sdpa_no_mask_test":
-            cell.source = "print('all tests passed')"
-            meta["points"] = 100
-        if meta.get("grade_id") == "merge_heads_test":
-            continue
-        cells.append(cell)
-        if meta.get("grade_id") == "split_heads_test":
-            cells.append(nbformat.from_dict(json.loads(json.dumps(cell))))
-    nb.cells = cells
-    # A forged capture written from a student cell: a pickle, where an array is expected.
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import os, pickle\n"
-        "with open(os.environ.get('GRADER_CAPTURE_DIR', '.') + '/attention.causal_mask.npz', 'wb') as f:\n"
-        "    pickle.dump({'call0_output0': 'payload'}, f)"))
-    return nb
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from tests.models.parity import assert_match_on_both_attention_paths
 
 pytestmark = pytest.mark.backend
 
-CONFIG = dict(vocab_size=97, num_layers=2, num_heads=4, hidden_dim=32, embedding_dim=16,
+CONFIG = dict(vocabulary_size=97, num_layers=2, num_heads=4, hidden_dim=32, embedding_dim=16,
               intermediate_dim=64, max_sequence_length=24, dropout=0.1)
 MASK_ID = 3
 
@@ -25,11 +25,13 @@ def numpy(x):
 def test_matches_keras_hub_electra_backbone_after_copying_weights(embedding_dim):
     keras.utils.set_random_seed(0)
     config = {**CONFIG, "embedding_dim": embedding_dim}
-    theirs = keras_hub.models.ElectraBackbone(**config)
+    config_for_keras_hub = {k: v for k, v in config.items() if k != "vocabulary_size"}
+    theirs = keras_hub.models.ElectraBackbone(vocab_size=config["vocabulary_size"],
+                                              **config_for_keras_hub)
     ours = ElectraBackbone(**config)
     assert ours.count_params() == theirs.count_params()
     copy_keras_hub_electra(ours, theirs)
-    inputs = random_encoder_inputs(CONFIG["vocab_size"], batch=3, length=16, seed=1)
+    inputs = random_encoder_inputs(CONFIG["vocabulary_size"], batch=3, length=16, seed=1)
     assert inputs["padding_mask"].min() == 0
     assert_match_on_both_attention_paths(ours, inputs, theirs(inputs))
 
@@ -37,7 +39,7 @@ def test_matches_keras_hub_electra_backbone_after_copying_weights(embedding_dim)
 def pretraining_batch(seed=0, batch=4, length=12):
     """Masked inputs in `MaskedLMDataset`'s format: (x, y, sample_weight)."""
     rng = np.random.default_rng(seed)
-    x = random_encoder_inputs(CONFIG["vocab_size"], batch=batch, length=length, seed=seed)
+    x = random_encoder_inputs(CONFIG["vocabulary_size"], batch=batch, length=length, seed=seed)
     x["token_ids"] = np.where(x["padding_mask"] == 1, rng.integers(4, 97, (batch, length)), 0)
     x["token_ids"][:, 0] = 1
     positions = np.zeros((batch, 3), "int32")
