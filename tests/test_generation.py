@@ -89,25 +89,25 @@ def test_sampling_is_repeatable_with_a_seed():
 ])
 def test_cached_decoding_gives_the_same_tokens_and_logits_as_uncached(causal_lm, choice):
     token_ids, padding_mask = prompts()
-    cached_ids, cached_logits = generate(causal_lm, token_ids, padding_mask, max_length=14,
+    cached_ids, cached_logits = generate(causal_lm, token_ids, padding_mask, max_length=9,
                                          use_cache=True, **choice)
-    plain_ids, plain_logits = generate(causal_lm, token_ids, padding_mask, max_length=14,
+    plain_ids, plain_logits = generate(causal_lm, token_ids, padding_mask, max_length=9,
                                        use_cache=False, **choice)
     np.testing.assert_array_equal(cached_ids, plain_ids)
     np.testing.assert_allclose(cached_logits, plain_logits, atol=1e-5)
-    assert cached_logits.shape == (3, 14 - 3, VOCABULARY_SIZE)
+    assert cached_logits.shape == (3, 9 - 3, VOCABULARY_SIZE)
     # Prompts are kept; the rest is filled in.
-    np.testing.assert_array_equal(cached_ids[:, :14][padding_mask[:, :14] == 1],
-                                  token_ids[padding_mask == 1])
+    np.testing.assert_array_equal(cached_ids[padding_mask[:, :9] == 1],
+                                  token_ids[:, :9][padding_mask[:, :9] == 1])
 
 
 def test_greedy_decoding_logits_are_the_models_own(causal_lm):
     token_ids, padding_mask = prompts()
-    generated, logits = generate(causal_lm, token_ids, padding_mask, max_length=12)
+    generated, logits = generate(causal_lm, token_ids, padding_mask, max_length=9)
     full = numpy(causal_lm({"token_ids": generated, "padding_mask": np.ones_like(generated)}))
     # Step s chose position 3 + s from the logits at position 2 + s.
-    np.testing.assert_allclose(logits, full[:, 2:11], atol=1e-5)
-    np.testing.assert_array_equal(generated[0, 5:], full[0, 4:11].argmax(-1))
+    np.testing.assert_allclose(logits, full[:, 2:8], atol=1e-5)
+    np.testing.assert_array_equal(generated[0, 5:], full[0, 4:8].argmax(-1))
 
 
 def test_bad_requests_name_the_problem(causal_lm):
