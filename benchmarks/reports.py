@@ -193,7 +193,10 @@ def plot_score_against_compute(frame):
     axis.set_xlabel("pretraining compute (FLOPs; 0 = not pretrained)")
     axis.set_ylabel("mean task score (x100)")
     axis.set_title("Score against pretraining compute (error bars: std over seeds)")
-    axis.legend(fontsize="small")
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize="small")
+    else:
+        axis.text(0.5, 0.5, "no submission states its pretraining compute", ha="center", transform=axis.transAxes)
     return figure_png(figure)
 
 
