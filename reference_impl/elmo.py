@@ -478,7 +478,7 @@ class ScalarMix(keras.layers.Layer):
 
 @register
 class ELMoClassifier(keras.Model):
-    """Frozen biLM -> trainable scalar mix -> bidirectional LSTM -> linear classifier.
+    """Frozen biLM -> trainable scalar mix -> LayerNorm -> bidirectional LSTM -> linear classifier.
 
     Only the mix, the LSTM and the output layer train: the biLM's weights are
     frozen, as in the ELMo paper's downstream models.
@@ -494,6 +494,10 @@ class ELMoClassifier(keras.Model):
         inputs = dict(bilm.input)
         outputs = bilm(inputs)
         x = self.scalar_mix(outputs["elmo_layers"])
+        # The biLM's activations can be far from unit scale (a briefly
+        # pretrained one's are ~0.01); normalising them lets the task's LSTM
+        # train at an ordinary learning rate.
+        x = keras.layers.LayerNormalization(name="mix_layer_norm")(x)
         x = keras.layers.Dropout(dropout)(x)
         x = keras.layers.Bidirectional(keras.layers.LSTM(hidden_units), name="encoder")(
             x, mask=outputs["token_mask"])
