@@ -23,6 +23,9 @@ import time
 import keras
 import numpy as np
 
+from reference_impl.heads import SequenceClassifier
+from reference_impl.optimization import adamw
+
 
 @dataclasses.dataclass
 class FineTuneConfig:
@@ -43,51 +46,16 @@ class FineTuneConfig:
         return dataclasses.asdict(self)
 
 
-@keras.saving.register_keras_serializable(package="benchmarks")
-class LinearWarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """0 -> `peak` linearly over `warmup_steps`, then linearly to 0 at `total_steps`."""
-
-    def __init__(self, peak, warmup_steps, total_steps):
-        self.peak = peak
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        warmup = step / max(self.warmup_steps, 1)
-        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
-        return self.peak * keras.ops.maximum(keras.ops.minimum(warmup, decay), 0.0)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
-
-
 def make_optimizer(config, total_steps):
-    schedule = LinearWarmupDecay(config.learning_rate, int(config.warmup_ratio * total_steps), total_steps)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule,
-        weight_decay=config.weight_decay,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-6,
-        clipnorm=config.clipnorm,
-    )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
+    """The kit's AdamW recipe (reference_impl.optimization): warm-up, linear decay, clipping."""
+    return adamw(config.learning_rate, weight_decay=config.weight_decay,
+                 warmup_steps=int(config.warmup_ratio * total_steps), total_steps=total_steps,
+                 clipnorm=config.clipnorm)
 
 
 def build_classifier(encoder, num_outputs, dropout):
-    """Encoder + dropout + dense head on `pooled_output`; float32 outputs."""
-    inputs = {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in encoder.input}
-    pooled = encoder(inputs)["pooled_output"]
-    pooled = keras.layers.Dropout(dropout, name="head_dropout")(pooled)
-    outputs = keras.layers.Dense(
-        num_outputs,
-        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-        dtype="float32",
-        name="head",
-    )(pooled)
-    return keras.Model(inputs, outputs, name="glue_classifier")
+    """The kit's [CLS] classifier (num_outputs=1: regression for STS-B)."""
+    return SequenceClassifier(encoder, num_outputs, dropout=dropout)
 
 
 def steps_per_epoch(train_arrays, config):

@@ -111,10 +111,61 @@ def grading(state):
                            f"Gradescope: {root}/exports/gradescope/")
 
 
+def benchmarking(state):
+    """Fine-tune two submissions on GLUE-style tasks and write the leaderboard.
+
+    The submissions: a from-scratch reference BERT (the floor) and the BERT
+    pretrained in step 2 (a "student" model). Tasks come from the offline
+    built-in suite, or from real GLUE when GLUE_DIR points to a glue_data folder.
+    """
+    import os
+
+    from benchmarks import builtin_suite, finetune, reports, results, runner, submissions
+    from benchmarks.tasks import read_split
+
+    folder = state["output"] / "benchmarks"
+    glue_dir = os.environ.get("GLUE_DIR")
+    if not glue_dir or not os.path.isdir(glue_dir):
+        glue_dir = str(folder / "glue_builtin")
+        builtin_suite.write_builtin_suite(glue_dir)
+        state["console"].print(f"Tasks: the offline built-in suite in {glue_dir} (synthetic labels "
+                               "on real text; set GLUE_DIR for real GLUE).")
+    else:
+        state["console"].print(f"Tasks: real GLUE from {glue_dir}.")
+    task_names = ["SST-2", "MRPC", "STS-B"] if state["quick"] else ["SST-2", "CoLA", "MRPC", "STS-B", "RTE"]
+
+    baseline = folder / "submissions" / "reference-bert-scratch"
+    if not (baseline / "metadata.json").exists():
+        texts = [t for name in task_names for e in read_split(glue_dir, name, "train").texts for t in e]
+        submissions.make_baseline_submission(str(baseline), texts, name="reference-bert-scratch",
+                                             max_sequence_length=64)
+    student = folder / "submissions" / "student-bert-demo"
+    run = state["pretrained"]["bert"]
+    backbone = run["model"].backbone
+    tokens_seen = run["steps"] * 16 * run["encoder"].sequence_length
+    submissions.save_submission(str(student), backbone, run["encoder"].vocabulary, {
+        "name": "student-bert-demo", "model_family": "BERT", "lowercase": True,
+        "pretraining_flops": 6 * backbone.count_params() * tokens_seen})
+
+    database = results.ResultsDatabase(str(folder / "results.db"))
+    config = finetune.FineTuneConfig(learning_rate=1e-3, epochs=2 if state["quick"] else 3,
+                                     batch_size=16, sequence_length=64,
+                                     max_train_examples=None, max_eval_examples=None)
+    runner.BenchmarkRunner(database, glue_dir, task_names, [0], config,
+                           str(state["cache"] / "benchmark_arrays")).run([str(baseline), str(student)])
+    report_dir = folder / "report"
+    reports.write_all(database, str(report_dir))
+    table = reports.leaderboard(database)
+    state["console"].print(reports.to_markdown(table))
+    state["console"].print(f"Leaderboard: {report_dir}/leaderboard.html (open it in a browser), "
+                           f"{report_dir}/leaderboard.md; results database: {folder}/results.db")
+
+
 STEPS = [
     ("Reference models", models),
     ("Pretraining tiny encoders", pretraining),
     ("Grading student notebooks in the sandbox", grading),
+    ("Benchmarking on GLUE-style tasks", benchmarking),
 ]
 
 

@@ -49,8 +49,9 @@ class SequenceClassifier(_Head):
         outputs = backbone(backbone.input)
         x = outputs["pooled_output"] if pooling == "pooled" else outputs["sequence_output"][:, 0, :]
         x = keras.layers.Dropout(dropout, name="classifier_dropout")(x)
+        # float32 logits even under mixed precision: the loss needs the range.
         logits = keras.layers.Dense(num_classes, kernel_initializer=bert_initializer(),
-                                    name="logits")(x)
+                                    dtype="float32", name="logits")(x)
         super().__init__(backbone, logits,
                          dict(num_classes=num_classes, dropout=dropout, pooling=pooling), **kwargs)
 

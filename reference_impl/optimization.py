@@ -50,8 +50,8 @@ class AdamW(keras.optimizers.AdamW):
 
 
 def adamw(learning_rate=1e-3, weight_decay=0.01, warmup_steps=0, total_steps=None,
-          clipnorm=1.0, gradient_accumulation_steps=None):
-    """AdamW with warm-up and linear decay (when total_steps is given).
+          clipnorm=1.0, gradient_accumulation_steps=None, epsilon=1e-6):
+    """AdamW with warm-up and linear decay (when total_steps is given); epsilon 1e-6 as BERT.
 
     gradient_accumulation_steps=k averages k micro-batch gradients before each
     update: with losses that are means over examples, k micro-batches of b
@@ -61,6 +61,6 @@ def adamw(learning_rate=1e-3, weight_decay=0.01, warmup_steps=0, total_steps=Non
         learning_rate = WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
     optimizer = AdamW(
         learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
-        gradient_accumulation_steps=gradient_accumulation_steps)
+        epsilon=epsilon, gradient_accumulation_steps=gradient_accumulation_steps)
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
