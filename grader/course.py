@@ -78,8 +78,12 @@ def setup(course, course_id="lm-course", assignments=None):
 
 def nbgrader(course, *args):
     """Run one of nbgrader's own commands in the course directory."""
+    # nbgrader runs `alembic` by name: put this interpreter's scripts on PATH
+    # so it works from an unactivated virtualenv too.
+    scripts = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
     result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result
