@@ -17,7 +17,7 @@ Arguments, input names and output names are keras-hub's `AlbertBackbone`'s.
 
 import keras
 
-from reference_impl.backbone import Backbone
+from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -124,7 +124,7 @@ class AlbertBackbone(Backbone):
 
 
 @register
-class AlbertPretrainer(keras.Model):
+class AlbertPretrainer(WrapsBackbone, keras.Model):
     """MLM + sentence-order prediction on top of an `AlbertBackbone`.
 
     Extra input `mask_positions` [B, P]. Outputs: `mlm_logits` [B, P, V] (the
@@ -157,12 +157,3 @@ class AlbertPretrainer(keras.Model):
             outputs={"mlm_logits": mlm_logits, "sop_logits": sop_logits},
             **kwargs,
         )
-
-    def get_config(self):
-        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

@@ -42,3 +42,16 @@ class Backbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class WrapsBackbone:
+    """Config for models built around one backbone (pretrainers): the backbone, serialized."""
+
+    def get_config(self):
+        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)

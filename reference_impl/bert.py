@@ -11,7 +11,7 @@ Arguments, input names and output names are keras-hub's `BertBackbone`'s.
 
 import keras
 
-from reference_impl.backbone import Backbone
+from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -104,7 +104,7 @@ class BertBackbone(Backbone):
 
 
 @register
-class BertPretrainer(keras.Model):
+class BertPretrainer(WrapsBackbone, keras.Model):
     """MLM + NSP on top of a `BertBackbone`.
 
     Extra input `mask_positions` [B, P] says where the MLM head predicts (from
@@ -137,12 +137,3 @@ class BertPretrainer(keras.Model):
             outputs={"mlm_logits": mlm_logits, "nsp_logits": nsp_logits},
             **kwargs,
         )
-
-    def get_config(self):
-        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

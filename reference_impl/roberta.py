@@ -14,7 +14,7 @@ every other encoder in the kit (see `RobertaBackbone`).
 
 import keras
 
-from reference_impl.backbone import Backbone
+from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -96,7 +96,7 @@ class RobertaBackbone(Backbone):
 
 
 @register
-class RobertaPretrainer(keras.Model):
+class RobertaPretrainer(WrapsBackbone, keras.Model):
     """Masked-language modelling only (no NSP) on top of a `RobertaBackbone`.
 
     Extra input `mask_positions` [B, P]; output `mlm_logits` [B, P, V]. Feed it
@@ -119,12 +119,3 @@ class RobertaPretrainer(keras.Model):
         )
         mlm_logits = self.mlm_head(outputs["sequence_output"], inputs["mask_positions"])
         super().__init__(inputs=inputs, outputs={"mlm_logits": mlm_logits}, **kwargs)
-
-    def get_config(self):
-        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
