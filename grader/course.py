@@ -20,8 +20,7 @@ from grader.runtime import grading_runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSIGNMENTS = os.path.join(REPO, "assignments", "source")
-RUNTIME_FILE = os.path.join(REPO, "grader", "runtime", "grading_runtime.py")
-SUPPORT_FILES = ("grading_runtime.py", grading_runtime.PUBLIC_CHECKS_FILE)
+RUNTIME_DIR = os.path.join(REPO, "grader", "runtime")
 
 CONFIG = '''c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = {course_id!r}
@@ -62,6 +61,12 @@ def assignment_cases(assignment_dir):
     return cases
 
 
+def runtime_files(case_ids):
+    """What a released notebook imports: the capture runtime and its assignments' inputs."""
+    assignments = sorted({case_id.split(".", 1)[0] for case_id in case_ids})
+    return ["grading_runtime.py"] + [f"{name}_inputs.py" for name in assignments]
+
+
 def setup(course, course_id="lm-course", assignments=None):
     """Create an nbgrader course directory holding the project's assignments."""
     course = os.path.abspath(course)
@@ -71,8 +76,10 @@ def setup(course, course_id="lm-course", assignments=None):
     for name in assignments or sorted(os.listdir(ASSIGNMENTS)):
         target = os.path.join(course, "source", name)
         shutil.copytree(os.path.join(ASSIGNMENTS, name), target, dirs_exist_ok=True)
-        shutil.copy(RUNTIME_FILE, target)
-        write_public_checks(target, assignment_cases(target))
+        cases = assignment_cases(target)
+        for name in runtime_files(cases):
+            shutil.copy(os.path.join(RUNTIME_DIR, name), target)
+        write_public_checks(target, cases)
     return course
 
 
@@ -135,7 +142,8 @@ def trusted_notebooks(course, assignment):
 
 def autograde_jobs(course, assignment, limits, unsafe):
     release_dir = os.path.join(course, "release", assignment)
-    support = {name: os.path.join(release_dir, name) for name in SUPPORT_FILES
+    names = runtime_files(assignment_cases(release_dir)) + [grading_runtime.PUBLIC_CHECKS_FILE]
+    support = {name: os.path.join(release_dir, name) for name in names
                if os.path.isfile(os.path.join(release_dir, name))}
     notebooks = trusted_notebooks(course, assignment)
     submitted = os.path.join(course, "submitted")

@@ -14,10 +14,10 @@ from dataclasses import replace
 import nbformat
 import pytest
 
-from grader import execute, sandbox, verdicts
-from grader.runtime import grading_runtime
+from grader import course, execute, sandbox, verdicts
 
-RUNTIME = os.path.abspath(grading_runtime.__file__)
+SUPPORT_FILES = {name: os.path.join(course.RUNTIME_DIR, name)
+                 for name in course.runtime_files(["attention.split_heads"])}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=60, processes=64,
                         file_bytes=8 * 2**20, output_bytes=50_000, cell_seconds=8,
@@ -92,7 +92,7 @@ def run(slot, sources, limits):
     capture_dir = tempfile.mkdtemp(prefix="test-capture-")
     if os.geteuid() == 0:
         os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
-    execution = execute.run_notebook(nb, support_files={"grading_runtime.py": RUNTIME}, seed=SEED,
+    execution = execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED,
                                      capture_dir=capture_dir, limits=limits, slot=slot)
     verdict = verdicts.judge_case("attention.split_heads", capture_dir, SEED)
     text = "".join(str(o.get("text", "")) + str(o.get("ename", "")) + str(o.get("evalue", ""))
@@ -224,7 +224,7 @@ def test_refuses_without_bwrap_unless_unsafe(monkeypatch):
 def test_unsafe_mode_runs_without_the_sandbox(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HONEST),
                                          nbformat.v4.new_code_cell("import os; print(os.getcwd())")])
-    execution = execute.run_notebook(nb, support_files={"grading_runtime.py": RUNTIME}, seed=SEED,
+    execution = execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED,
                                      capture_dir=str(tmp_path), limits=LIMITS, unsafe=True)
     assert execution.events == []
     assert verdicts.judge_case("attention.split_heads", str(tmp_path), SEED).passed

@@ -6,26 +6,11 @@ name the mistake when a student's outputs match it.
 """
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
-from keras import ops
 
+from grader.assignments import Case, as_numpy_outputs as _numpy
 from reference_impl import layers
-
-
-@dataclass(frozen=True)
-class Case:
-    """One graded case: the reference and the known bugs, each mapping call kwargs to outputs."""
-
-    function: str
-    reference: callable
-    known_bugs: dict = field(default_factory=dict)
-
-
-def _numpy(outputs):
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    return tuple(np.asarray(ops.convert_to_numpy(o)) for o in outputs)
 
 
 def sdpa(query, key, value, mask=None):

@@ -13,6 +13,7 @@ returns. Verdicts are computed later, outside the sandbox.
   values in `public_checks.npz` next to the notebook (well under a second).
 """
 
+import importlib
 import os
 import traceback
 import zlib
@@ -24,82 +25,33 @@ PUBLIC_CHECKS_FILE = "public_checks.npz"
 RTOL, ATOL = 1e-4, 1e-5
 
 
-def _rng(seed, case_id):
+def rng(seed, case_id):
+    """A generator of its own per case, so cases never share draws."""
     return np.random.default_rng([int(seed), zlib.crc32(case_id.encode())])
 
 
 # --------------------------------------------------------------------------
-# Cases: how each graded function is called. A case draws keyword arguments
-# for one or more calls; every call's outputs are recorded.
+# Cases: how each graded function is called. Case "<assignment>.<name>" is
+# drawn by <assignment>_inputs.CASES[case id], a function of a numpy
+# Generator returning the keyword arguments of one or more calls. The inputs
+# module ships next to this file in the released assignment.
 # --------------------------------------------------------------------------
-
-
-def _qkv(rng, batch, heads, q_len, k_len, dim):
-    normal = lambda *shape: rng.standard_normal(shape).astype("float32")
-    return normal(batch, heads, q_len, dim), normal(batch, heads, k_len, dim), normal(batch, heads, k_len, dim)
-
-
-def _padding_mask(rng, batch, k_len):
-    """[B, 1, 1, T_k]; every row keeps at least one real key (no fully masked rows)."""
-    lengths = rng.integers(1, k_len + 1, size=batch)
-    lengths[0] = k_len - 1  # at least one row really is padded
-    return (np.arange(k_len)[None, :] < lengths[:, None])[:, None, None, :]
-
-
-def attention_no_mask(rng):
-    q_len, k_len, dim = rng.integers(3, 7), rng.integers(3, 8), int(rng.choice([4, 8]))
-    query, key, value = _qkv(rng, 2, 2, q_len, k_len, dim)
-    return [dict(query=query, key=key, value=value)]
-
-
-def attention_padding_mask(rng):
-    k_len, dim = int(rng.integers(4, 8)), int(rng.choice([4, 8]))
-    query, key, value = _qkv(rng, 3, 2, k_len, k_len, dim)
-    return [dict(query=query, key=key, value=value, mask=_padding_mask(rng, 3, k_len))]
-
-
-def causal_mask_sizes(rng):
-    size = int(rng.integers(4, 9))
-    return [
-        dict(query_length=size, key_length=size),
-        dict(query_length=1, key_length=size, offset=size - 1),
-        dict(query_length=size - 2, key_length=size, offset=2),
-    ]
-
-
-def attention_causal(rng):
-    length, dim = int(rng.integers(4, 8)), 4
-    query, key, value = _qkv(rng, 2, 2, length, length, dim)
-    causal = np.tril(np.ones((length, length), dtype=bool))
-    return [dict(query=query, key=key, value=value, mask=causal)]
-
-
-def heads_split(rng):
-    heads, dim = int(rng.choice([2, 4])), int(rng.choice([2, 3]))
-    x = rng.standard_normal((2, int(rng.integers(3, 6)), heads * dim)).astype("float32")
-    return [dict(x=x, num_heads=heads)]
-
-
-def heads_merge(rng):
-    x = rng.standard_normal((2, int(rng.choice([2, 4])), int(rng.integers(3, 6)), 3)).astype("float32")
-    return [dict(x=x)]
-
-
-CASES = {
-    "attention.no_mask": attention_no_mask,
-    "attention.padding_mask": attention_padding_mask,
-    "attention.causal_mask": causal_mask_sizes,
-    "attention.causal": attention_causal,
-    "attention.split_heads": heads_split,
-    "attention.merge_heads": heads_merge,
-}
 
 
 def draw_calls(case_id, seed):
     """The keyword arguments of each call for `case_id` under `seed`."""
-    if case_id not in CASES:
+    assignment = case_id.split(".", 1)[0]
+    # Inside the grader this file is grader.runtime.grading_runtime; in a
+    # student's folder it is a top-level module beside <assignment>_inputs.py.
+    try:
+        inputs = importlib.import_module(("." if __package__ else "") + f"{assignment}_inputs",
+                                         __package__ or None)
+    except ModuleNotFoundError:
+        raise KeyError(f"unknown graded case {case_id!r}: no {assignment}_inputs.py beside "
+                       "grading_runtime.py") from None
+    if case_id not in inputs.CASES:
         raise KeyError(f"unknown graded case {case_id!r}")
-    return CASES[case_id](_rng(seed, case_id))
+    return inputs.CASES[case_id](rng(seed, case_id))
 
 
 # --------------------------------------------------------------------------

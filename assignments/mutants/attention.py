@@ -1,0 +1,140 @@
+"""Plausible student bugs and alternative correct solutions for the attention assignment.
+
+BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
+CORRECT: graded function -> {how it differs: a whole correct definition}.
+`tests/test_assignment_mutants.py` proves every bug loses points and every
+alternative gets full marks (see grader/mutation.py).
+"""
+
+BUGS = {
+    "scaled_dot_product_attention": [
+        ("no 1/sqrt(d) scaling", " / np.sqrt(head_dim)", ""),
+        ("scaled by d instead of sqrt(d)", "np.sqrt(head_dim)", "head_dim"),
+        ("mask applied after the softmax",
+         "    if mask is not None:\n        scores = ops.where(mask, scores, -1e9)\n"
+         "    weights = ops.softmax(scores, axis=-1)\n",
+         "    weights = ops.softmax(scores, axis=-1)\n"
+         "    if mask is not None:\n        weights = ops.where(mask, weights, 0.0)\n"),
+        ("softmax over the query axis", "ops.softmax(scores, axis=-1)", "ops.softmax(scores, axis=-2)"),
+        ("mask inverted", "ops.where(mask, scores, -1e9)", "ops.where(mask, -1e9, scores)"),
+        ("mask ignored", "scores = ops.where(mask, scores, -1e9)", "pass"),
+        ("keys used as values", '"bhqk,bhkd->bhqd", weights, value', '"bhqk,bhkd->bhqd", weights, key'),
+        ("masked scores set to zero instead of a large negative number",
+         "ops.where(mask, scores, -1e9)", "ops.where(mask, scores, 0.0)"),
+    ],
+    "causal_attention_mask": [
+        ("strict lower triangle: a query cannot see itself", "key_positions <= query_positions",
+         "key_positions < query_positions"),
+        ("upper triangle: queries see the future", "key_positions <= query_positions",
+         "key_positions >= query_positions"),
+        ("offset ignored", "ops.arange(query_length)[:, None] + offset", "ops.arange(query_length)[:, None]"),
+        ("offset subtracted", "ops.arange(query_length)[:, None] + offset",
+         "ops.arange(query_length)[:, None] - offset"),
+        ("sees one position ahead", "key_positions <= query_positions", "key_positions <= query_positions + 1"),
+        ("additive float mask instead of booleans", "return key_positions <= query_positions",
+         "return ops.where(key_positions <= query_positions, 0.0, -1e9)"),
+    ],
+    "split_heads": [
+        ("reshaped to [B, h, T, d] without a transpose",
+         "x = ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
+         "    return ops.transpose(x, (0, 2, 1, 3))",
+         "return ops.reshape(x, (batch, num_heads, length, hidden // num_heads))"),
+        ("hidden axis split as (d, h)", "ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
+         "    return ops.transpose(x, (0, 2, 1, 3))",
+         "ops.reshape(x, (batch, length, hidden // num_heads, num_heads))\n"
+         "    return ops.transpose(x, (0, 3, 1, 2))"),
+        ("heads and sequence axes left unswapped", "return ops.transpose(x, (0, 2, 1, 3))", "return x"),
+        ("transpose to [B, h, d, T]", "return ops.transpose(x, (0, 2, 1, 3))",
+         "return ops.transpose(x, (0, 2, 3, 1))"),
+        ("num_heads used as the head width",
+         "(batch, length, num_heads, hidden // num_heads)", "(batch, length, hidden // num_heads, num_heads)"),
+    ],
+    "merge_heads": [
+        ("reshaped without a transpose", "ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+         "ops.reshape(x, (batch, length, heads * head_dim))"),
+        ("merged in (d, h) order", "ops.reshape(ops.transpose(x, (0, 2, 1, 3))",
+         "ops.reshape(ops.transpose(x, (0, 2, 3, 1))"),
+        ("heads averaged instead of concatenated",
+         "return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+         "return ops.mean(x, axis=1)"),
+        ("only the first head kept",
+         "return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+         "return x[:, 0]"),
+        ("sequence and head-width axes swapped",
+         "ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim)",
+         "ops.transpose(x, (0, 3, 1, 2)), (batch, length, heads * head_dim)"),
+    ],
+}
+
+CORRECT = {
+    "scaled_dot_product_attention": {
+        "matmul and swapaxes instead of einsum": '''
+def scaled_dot_product_attention(query, key, value, mask=None):
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2)) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
+    if mask is not None:
+        scores = ops.where(ops.cast(mask, "bool"), scores, ops.full_like(scores, -1e30))
+    weights = ops.softmax(scores)
+    return ops.matmul(weights, value), weights
+''',
+        "additive mask and a hand-written stable softmax": '''
+def scaled_dot_product_attention(query, key, value, mask=None):
+    d = query.shape[-1]
+    scores = ops.einsum("bhqd,bhkd->bhqk", query * d ** -0.5, key)
+    if mask is not None:
+        scores = scores + (1.0 - ops.cast(mask, "float32")) * -1e9
+    scores = scores - ops.max(scores, axis=-1, keepdims=True)
+    weights = ops.exp(scores) / ops.sum(ops.exp(scores), axis=-1, keepdims=True)
+    return ops.einsum("bhqk,bhkd->bhqd", weights, value), weights
+''',
+        "a Python loop over batch and heads in numpy": '''
+def scaled_dot_product_attention(query, key, value, mask=None):
+    query, key, value = (np.asarray(t, "float64") for t in (query, key, value))
+    b, h, q, d = query.shape
+    full_mask = np.broadcast_to(True if mask is None else np.asarray(mask), (b, h, q, key.shape[2]))
+    outputs, weights = np.zeros_like(query), np.zeros((b, h, q, key.shape[2]))
+    for i in range(b):
+        for j in range(h):
+            s = query[i, j] @ key[i, j].T / np.sqrt(d)
+            s = np.where(full_mask[i, j], s, -np.inf)
+            w = np.exp(s - s.max(axis=-1, keepdims=True))
+            weights[i, j] = w / w.sum(axis=-1, keepdims=True)
+            outputs[i, j] = weights[i, j] @ value[i, j]
+    return outputs.astype("float32"), weights.astype("float32")
+''',
+    },
+    "causal_attention_mask": {
+        "numpy tril with a diagonal offset": '''
+def causal_attention_mask(query_length, key_length, offset=0):
+    return np.tril(np.ones((query_length, key_length), dtype=bool), k=offset)
+''',
+        "a comparison with broadcasting in the other order": '''
+def causal_attention_mask(query_length, key_length, offset=0):
+    i = ops.expand_dims(ops.arange(offset, offset + query_length), 1)
+    j = ops.expand_dims(ops.arange(key_length), 0)
+    return ops.greater_equal(i, j)
+''',
+    },
+    "split_heads": {
+        "numpy reshape and swapaxes": '''
+def split_heads(x, num_heads):
+    b, t, w = x.shape
+    return np.swapaxes(np.reshape(x, (b, t, num_heads, -1)), 1, 2)
+''',
+        "stacking slices of the hidden axis": '''
+def split_heads(x, num_heads):
+    width = x.shape[-1] // num_heads
+    return ops.stack([x[..., h * width:(h + 1) * width] for h in range(num_heads)], axis=1)
+''',
+    },
+    "merge_heads": {
+        "numpy swapaxes and reshape with -1": '''
+def merge_heads(x):
+    x = np.swapaxes(np.asarray(x), 1, 2)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+''',
+        "concatenating the heads along the hidden axis": '''
+def merge_heads(x):
+    return ops.concatenate([x[:, h] for h in range(x.shape[1])], axis=-1)
+''',
+    },
+}
