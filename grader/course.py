@@ -142,9 +142,10 @@ def trusted_notebooks(course, assignment):
 
 def autograde_jobs(course, assignment, limits, unsafe):
     release_dir = os.path.join(course, "release", assignment)
-    names = runtime_files(assignment_cases(release_dir)) + [grading_runtime.PUBLIC_CHECKS_FILE]
-    support = {name: os.path.join(release_dir, name) for name in names
-               if os.path.isfile(os.path.join(release_dir, name))}
+    # Everything released beside the notebooks (runtime, public checks, small
+    # data files) is copied into the kernel's scratch directory.
+    support = {name: os.path.join(release_dir, name) for name in sorted(os.listdir(release_dir))
+               if not name.endswith(".ipynb") and os.path.isfile(os.path.join(release_dir, name))}
     notebooks = trusted_notebooks(course, assignment)
     submitted = os.path.join(course, "submitted")
     for student in sorted(os.listdir(submitted)) if os.path.isdir(submitted) else []:

@@ -177,6 +177,12 @@ def check_available():
             "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
             "`apt-get install bubblewrap`, or `make system-deps`), or pass "
             "--unsafe-no-sandbox to run student code without isolation.")
+    hidden = [path for path in system_binds() if path == "/tmp" or path.startswith("/tmp/")]
+    if hidden:
+        raise SandboxUnavailable(
+            f"the Python environment lives under /tmp ({hidden[0]}), which the sandbox replaces "
+            "with a private, empty /tmp, so student kernels could not start. Create the "
+            "virtualenv (or clone the project) outside /tmp and run the grader from there.")
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as probe:
         os.chmod(probe, 0o755)  # the sandbox user must reach the directories inside
         runtime, capture = os.path.join(probe, "runtime"), os.path.join(probe, "capture")

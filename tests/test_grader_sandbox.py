@@ -229,3 +229,9 @@ def test_unsafe_mode_runs_without_the_sandbox(tmp_path):
     assert execution.events == []
     assert verdicts.judge_case("attention.split_heads", str(tmp_path), SEED).passed
     assert "grader-unsafe-" in nb.cells[1].outputs[0]["text"]
+
+
+def test_refuses_a_python_environment_under_tmp(monkeypatch):
+    monkeypatch.setattr(sandbox, "system_binds", lambda: ["/usr", "/tmp/clone/.venv"])
+    with pytest.raises(sandbox.SandboxUnavailable, match=r"under /tmp \(/tmp/clone/.venv\).*outside /tmp"):
+        sandbox.check_available()
