@@ -20,10 +20,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-# The grader's sandbox needs bubblewrap (Debian's package). Installed when we
-# are root and apt is there; otherwise the grader explains what to install.
+# System packages from Debian: bubblewrap for the grader's sandbox, Chromium
+# for rendering the HTML leaderboard (tests, screenshots). Installed when we
+# are root and apt is there; otherwise each tool explains what to install.
+SYSTEM_PACKAGES = bubblewrap:bwrap chromium:chromium
 system-deps:
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || echo "note: bubblewrap (bwrap) is not installed; the grader's sandbox needs it"; }
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do command -v $${entry#*:} >/dev/null || missing="$$missing $${entry%%:*}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing system packages:$$missing (install them with your package manager)"; fi; \
+	fi
 
 demo: install
 	$(BIN)/python -m course_demo

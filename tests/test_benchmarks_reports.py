@@ -81,3 +81,17 @@ def test_glue_zip_has_all_eleven_files_with_label_strings(database, tmp_path):
     assert {line.split("\t")[1] for line in files["QNLI.tsv"][1:]} == {"entailment", "not_entailment"}
     assert {line.split("\t")[1] for line in files["CoLA.tsv"][1:]} == {"0", "1"}
     assert files["STS-B.tsv"][-1].endswith("\t5.000") and len(files["AX.tsv"]) == 12 + 1
+
+
+def test_html_report_renders_in_headless_chromium(database, tmp_path):
+    from benchmarks import browser
+
+    database.add_runs([stored_run(task, 0, values) for task, values in BERT_BASE_TEST.items()] +
+                      [stored_run(task, 0, values, name="model-b") for task, values in BERT_BASE_TEST.items()])
+    html = reports.write_html(database, str(tmp_path / "leaderboard.html"))
+    view = browser.open_page(html, str(tmp_path / "shot.png"))
+    assert view.errors == [] and view.failed_requests == []
+    assert view.title == "GLUE leaderboard" and view.table_rows == 2
+    assert [alt for alt, _, _ in view.images] == ["Per-task scores", "Score against pretraining compute"]
+    assert all(width > 100 and height > 100 for _, width, height in view.images), view.images
+    assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
