@@ -4,11 +4,42 @@ A data-pipeline step in NumPy (not model code), so it runs the same beside any
 Keras backend. Static masking (BERT) calls `mask_tokens` once per sequence and
 reuses the result every epoch; dynamic masking (RoBERTa) calls it afresh each
 time a sequence is seen (see `reference_impl.pretraining.MaskedLMDataset`).
+`corrupt` is its deterministic core: the 80/10/10 step with the draws given.
 """
 
 import math
 
 import numpy as np
+
+
+def _replacement_kinds(draws, mask_token_rate, random_token_rate):
+    """(to_mask, to_random) for uniform draws in [0, 1); the rest stay unchanged."""
+    to_mask = draws < mask_token_rate
+    to_random = ~to_mask & (draws < mask_token_rate + random_token_rate)
+    return to_mask, to_random
+
+
+def corrupt(token_ids, selected, draws, random_ids, mask_token_id, mask_token_rate=0.8,
+            random_token_rate=0.1):
+    """BERT's 80/10/10 corruption of the selected positions, the random draws given.
+
+    A selected position whose uniform draw is below `mask_token_rate` becomes
+    `mask_token_id`; one whose draw falls in the next `random_token_rate` takes
+    its entry of `random_ids`; every other position keeps its token. Passing the
+    draws in makes the corruption a pure function (`mask_tokens` draws them).
+
+    Args:
+        token_ids: int array; selected: bool array; draws: floats in [0, 1);
+            random_ids: int array of replacement tokens; all the same shape.
+
+    Returns:
+        The corrupted token ids, same shape and dtype as `token_ids`.
+    """
+    token_ids = np.asarray(token_ids)
+    selected = np.asarray(selected, dtype=bool)
+    to_mask, to_random = _replacement_kinds(np.asarray(draws), mask_token_rate, random_token_rate)
+    corrupted = np.where(selected & to_random, random_ids, token_ids)
+    return np.where(selected & to_mask, mask_token_id, corrupted).astype(token_ids.dtype)
 
 
 def mask_tokens(
@@ -65,11 +96,13 @@ def mask_tokens(
         count = int(np.floor(selection_rate * len(positions) + rng.random()))
         count = min(count, max_predictions)
         chosen = np.sort(rng.choice(positions, size=count, replace=False))
-        action = rng.random(count)
-        to_mask = action < mask_token_rate
-        to_random = (action >= mask_token_rate) & (action < mask_token_rate + random_token_rate)
-        corrupted[row, chosen[to_mask]] = mask_token_id
-        corrupted[row, chosen[to_random]] = rng.choice(replacement_pool, size=to_random.sum())
+        draws = rng.random(count)
+        random_ids = np.zeros(count, dtype=token_ids.dtype)
+        to_random = _replacement_kinds(draws, mask_token_rate, random_token_rate)[1]
+        random_ids[to_random] = rng.choice(replacement_pool, size=to_random.sum())
+        corrupted[row, chosen] = corrupt(token_ids[row, chosen], np.ones(count, bool), draws,
+                                         random_ids, mask_token_id, mask_token_rate,
+                                         random_token_rate)
         mask_positions[row, :count] = chosen
         mask_ids[row, :count] = token_ids[row, chosen]
         mask_weights[row, :count] = 1.0
