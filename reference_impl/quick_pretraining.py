@@ -10,6 +10,7 @@ that ties the pieces of `reference_impl` together.
 | roberta | byte-level BPE| none (packed)      | dynamic |
 | albert  | SentencePiece | sentence order     | static  |
 | electra | WordPiece     | none (packed)      | dynamic |
+| gpt     | byte-level BPE| none (packed)      | none: next-token prediction (`pretrain_decoder`) |
 """
 
 import hashlib
@@ -37,13 +38,14 @@ SMALL_BACKBONE = dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim
 
 def train_encoder(family, documents, vocabulary_size, sequence_length, cache_dir=None):
     """The family's tokenizer trained on `documents` (cached on disk when cache_dir is given)."""
-    kind = {"bert": "wordpiece", "electra": "wordpiece", "roberta": "bpe",
+    kind = {"bert": "wordpiece", "electra": "wordpiece", "roberta": "bpe", "gpt": "bpe-gpt2",
             "albert": "sentencepiece"}[family]
     key = hashlib.sha256(json.dumps([kind, vocabulary_size, documents]).encode()).hexdigest()[:16]
     directory = Path(cache_dir) / f"{kind}-{key}" if cache_dir else None
     if directory is not None and directory.exists():
         loader = {"wordpiece": tokenizers.load_word_piece_encoder,
                   "bpe": tokenizers.load_byte_pair_encoder,
+                  "bpe-gpt2": tokenizers.load_byte_pair_encoder,
                   "sentencepiece": tokenizers.load_sentence_piece_encoder}[kind]
         return loader(directory, sequence_length)
     if kind == "wordpiece":
@@ -52,6 +54,10 @@ def train_encoder(family, documents, vocabulary_size, sequence_length, cache_dir
     elif kind == "bpe":
         vocabulary, merges = tokenizers.train_byte_pair_vocabulary(documents, vocabulary_size)
         encoder = tokenizers.BytePairEncoder(vocabulary, merges, sequence_length)
+    elif kind == "bpe-gpt2":  # the same trainer as RoBERTa's, GPT-2's one special token
+        vocabulary, merges = tokenizers.train_byte_pair_vocabulary(
+            documents, vocabulary_size, special_tokens=tokenizers.GPT2_SPECIAL_TOKENS)
+        encoder = tokenizers.BytePairEncoder(vocabulary, merges, sequence_length, packing="gpt2")
     else:
         encoder = tokenizers.SentencePieceEncoder(
             tokenizers.train_sentence_piece_model(documents, vocabulary_size), sequence_length)
@@ -60,10 +66,14 @@ def train_encoder(family, documents, vocabulary_size, sequence_length, cache_dir
     return encoder
 
 
-def tokenized_documents(documents, encoder):
-    """Documents as lists of sentences as lists of token ids."""
+def tokenized_documents(documents, encoder, sentence_prefix=""):
+    """Documents as lists of sentences as lists of token ids.
+
+    sentence_prefix=" " keeps the space between packed sentences for byte-level
+    BPE, where a word's leading space is part of its token.
+    """
     sentences = [split_sentences(document) for document in documents]
-    flat = encoder.tokenize([s for document in sentences for s in document])
+    flat = encoder.tokenize([sentence_prefix + s for document in sentences for s in document])
     result, start = [], 0
     for document in sentences:
         result.append([ids for ids in flat[start:start + len(document)] if ids])
@@ -153,3 +163,49 @@ def pretrain(family, documents, steps=200, vocabulary_size=2000, sequence_length
             "initial_loss": float(initial_loss), "final_loss": float(final_loss),
             "train_losses": [float(v) for v in history.history["loss"]],
             "steps": steps_per_epoch * len(history.history["loss"]), "seconds": seconds}
+
+
+def decoder_rows(documents, encoder, sequence_length):
+    """Sentences packed into rows of `sequence_length + 1` tokens (inputs plus the shifted target),
+    with GPT-2's <|endoftext|> opening each row and marking document boundaries."""
+    end_of_text = encoder.sep_token_id
+    return pack_sentences(tokenized_documents(documents, encoder, " "), sequence_length + 1,
+                          end_of_text, end_of_text, end_of_text, document_separator_id=end_of_text)
+
+
+def pretrain_decoder(documents, steps=200, vocabulary_size=2000, sequence_length=64,
+                     batch_size=16, learning_rate=2e-3, seed=0, cache_dir=None, callbacks=()):
+    """Pretrain a small GPT-style decoder (causal LM) on `documents` for about `steps` updates.
+
+    A tenth of the documents is held out. Returns a dict: model, encoder,
+    parameters, initial_perplexity and final_perplexity (held out),
+    unigram_perplexity (add-one unigram model of the training tokens, on the
+    same held-out targets: the floor a language model must beat), steps, seconds.
+    """
+    from reference_impl.gpt import (GPTBackbone, GPTCausalLM, compile_causal_lm,
+                                    next_token_batches, perplexity, unigram_perplexity)
+
+    keras.utils.set_random_seed(seed)
+    train_documents, heldout_documents = train_validation_split(documents, 0.1, seed)
+    encoder = train_encoder("gpt", train_documents, vocabulary_size, sequence_length + 1, cache_dir)
+    train = decoder_rows(train_documents, encoder, sequence_length)
+    heldout = decoder_rows(heldout_documents, encoder, sequence_length)
+    model = GPTCausalLM(GPTBackbone(**SMALL_BACKBONE, vocabulary_size=encoder.vocabulary_size,
+                                    max_sequence_length=sequence_length))
+    batches = -(-len(train["token_ids"]) // batch_size)
+    epochs = -(-steps // batches)
+    compile_causal_lm(model, learning_rate=learning_rate, warmup_steps=steps // 10,
+                      total_steps=epochs * batches, jit_compile=False)
+    initial = perplexity(model, heldout["token_ids"], heldout["padding_mask"])
+    x, y, weights = next_token_batches(train["token_ids"], train["padding_mask"])
+    start = time.perf_counter()
+    model.fit(x, y, sample_weight=weights, batch_size=batch_size, epochs=epochs, verbose=0,
+              callbacks=list(callbacks))
+    seconds = time.perf_counter() - start
+    return {"model": model, "encoder": encoder, "parameters": model.count_params(),
+            "initial_perplexity": initial,
+            "final_perplexity": perplexity(model, heldout["token_ids"], heldout["padding_mask"]),
+            "unigram_perplexity": unigram_perplexity(train["token_ids"], train["padding_mask"],
+                                                     heldout["token_ids"], heldout["padding_mask"],
+                                                     encoder.vocabulary_size),
+            "steps": epochs * batches, "seconds": seconds}

@@ -1,0 +1,89 @@
+"""`make demo`'s job in its short mode, run as a user runs it, and checked by its artefacts."""
+
+import csv
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class TableCounter(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self.images, self.in_body = 0, 0, False
+
+    def handle_starttag(self, tag, attrs):
+        self.in_body |= tag == "tbody"
+        self.rows += tag == "tr" and self.in_body
+        self.images += tag == "img" and dict(attrs).get("src", "").startswith("data:image/png;base64,")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    output = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "GLUE_DIR": ""}  # the offline suite, as on a fresh laptop
+    run = subprocess.run([sys.executable, "-m", "course_demo", "--quick", "--output", str(output),
+                          "--cache", str(output / "cache")], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return output, run.stdout + run.stderr
+
+
+def test_sample_students_get_the_expected_grades(demo):
+    output, _ = demo
+    grades = json.loads((output / "grades.json").read_text())
+    scores = {student: (g["score"], g["max_score"]) for student, g in grades.items()}
+    assert scores == {"ada": (9, 9), "ben": (7, 9), "chen": (4, 9), "mallory": (0, 9)}
+
+
+def test_feedback_names_the_known_bug(demo):
+    output, _ = demo
+    grades = json.loads((output / "grades.json").read_text())
+    assert any("known bug: causal mask off by one" in line for line in grades["ben"]["feedback"])
+    assert any("known bug: mask applied after the softmax" in line for line in grades["chen"]["feedback"])
+    html = (output / "course" / "feedback" / "ben" / "attention" / "feedback.html").read_text()
+    assert "causal mask off by one" in html
+
+
+def test_gradebook_exports_exist_and_parse(demo):
+    output, _ = demo
+    with open(output / "course" / "exports" / "grades.csv") as f:
+        rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
+    assert rows == {"ada": 9.0, "ben": 7.0, "chen": 4.0, "mallory": 0.0}
+    gradescope = json.loads((output / "course" / "exports" / "gradescope" / "mallory" / "results.json").read_text())
+    assert gradescope["score"] == 0 and gradescope["tests"]
+
+
+def test_leaderboard_files_exist_and_parse(demo):
+    output, _ = demo
+    report = output / "benchmarks" / "report"
+    counter = TableCounter()
+    counter.feed((report / "leaderboard.html").read_text())
+    assert counter.rows == 2 and counter.images == 2
+    markdown = (report / "leaderboard.md").read_text()
+    assert "reference-bert-scratch" in markdown and "student-bert-demo" in markdown
+    with sqlite3.connect(output / "benchmarks" / "results.db") as db:
+        tasks = {row[0] for row in db.execute("select task from runs")}
+    assert tasks == {"SST-2", "STS-B"}
+
+
+def test_tiny_gpt_beats_a_unigram_model_and_generates_text(demo):
+    output, log = demo
+    gpt = json.loads((output / "gpt.json").read_text())
+    assert gpt["final_perplexity"] < gpt["unigram_perplexity"] < gpt["initial_perplexity"]
+    for label, texts in gpt["samples"].items():
+        assert len(texts) == 3 and all(len(text.split()) > 5 for text in texts), (label, texts)
+        assert texts[0][:20] in log  # printed for the user, not only saved
+
+
+def test_output_reads_like_a_tool_not_a_wall_of_warnings(demo):
+    _, log = demo
+    for step in ("Reference models", "Pretraining", "A tiny GPT", "Grading student notebooks", "Benchmarking"):
+        assert step in log
+    assert "Warning" not in log and "WARNING" not in log, [l for l in log.splitlines() if "arning" in l][:5]
