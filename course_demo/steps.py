@@ -108,7 +108,7 @@ def decoder(state):
         samples[label] = [encoder.detokenize(row).strip() for row in generated]
         state["console"].print(f"[bold]{label}[/bold]")
         for text in samples[label]:
-            state["console"].print(f"  {text!r}")
+            state["console"].print(f"  {text!r}", markup=False, highlight=False)
     (state["output"] / "gpt.json").write_text(json.dumps({
         key: run[key] for key in ("parameters", "steps", "initial_perplexity", "final_perplexity",
                                   "unigram_perplexity", "seconds")} | {"samples": samples}, indent=1))
