@@ -8,6 +8,10 @@ Choosing the next token from its logits:
 - top-p (nucleus): sample among the fewest most likely tokens whose
   probabilities sum to at least p.
 
+`filter_logits` applies the temperature and the filters; `sample_from_uniform`
+turns given uniform draws into tokens (the inverse of the cumulative
+distribution), so a sample is a deterministic function of its draws.
+
 `generate` decodes with a key/value cache: each step runs only the newest
 token through the network and reads the keys and values of earlier positions
 from the cache, instead of re-running the whole prefix (`use_cache=False`,
@@ -43,6 +47,37 @@ def keep_top_p(logits, p):
     return ops.where(logits < threshold, masked_score(logits.dtype), logits)
 
 
+def filter_logits(logits, temperature=1.0, top_k=None, top_p=None):
+    """Logits [B, V] as float32, divided by `temperature`, then top-k and/or top-p filtered.
+
+    The temperature comes first, so top-p measures probability mass under
+    the sharpened or flattened distribution that is sampled from.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}; use strategy='greedy'.")
+    logits = ops.cast(logits, "float32") / temperature
+    if top_k is not None:
+        logits = keep_top_k(logits, top_k)
+    if top_p is not None:
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
+        logits = keep_top_p(logits, top_p)
+    return logits
+
+
+def sample_from_uniform(logits, uniform):
+    """Token ids [B] drawn from softmax(logits [B, V]) with given draws `uniform` [B] in [0, 1).
+
+    Inverse-CDF sampling: the first token, in vocabulary order, whose
+    cumulative probability exceeds the draw. With uniformly distributed draws
+    each token comes up with its softmax probability. The draw is scaled by
+    the total mass so that rounding never selects past the last token.
+    """
+    cumulative = ops.cumsum(ops.softmax(ops.cast(logits, "float32"), axis=-1), axis=-1)
+    threshold = ops.cast(uniform, "float32")[:, None] * cumulative[:, -1:]
+    return ops.sum(ops.cast(cumulative <= threshold, "int32"), axis=-1)
+
+
 def choose_next_token(logits, strategy="greedy", temperature=1.0, top_k=None, top_p=None,
                       seed=None):
     """Next token ids [B] from next-token logits [B, V].
@@ -55,15 +90,7 @@ def choose_next_token(logits, strategy="greedy", temperature=1.0, top_k=None, to
         return ops.argmax(logits, axis=-1)
     if strategy != "sample":
         raise ValueError(f"strategy must be 'greedy' or 'sample', got {strategy!r}.")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}; use strategy='greedy'.")
-    logits = ops.cast(logits, "float32") / temperature
-    if top_k is not None:
-        logits = keep_top_k(logits, top_k)
-    if top_p is not None:
-        if not 0 < top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}.")
-        logits = keep_top_p(logits, top_p)
+    logits = filter_logits(logits, temperature, top_k, top_p)
     return keras.random.categorical(logits, 1, seed=seed)[:, 0]
 
 

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from reference_impl.generation import choose_next_token, generate, keep_top_k, keep_top_p
+from reference_impl.generation import (choose_next_token, filter_logits, generate, keep_top_k,
+                                       keep_top_p, sample_from_uniform)
 from reference_impl.gpt import GPTBackbone, GPTCausalLM
 
 pytestmark = pytest.mark.backend
@@ -80,6 +81,25 @@ def test_sampling_is_repeatable_with_a_seed():
     first = numpy(choose_next_token(logits, "sample", seed=keras.random.SeedGenerator(7)))
     second = numpy(choose_next_token(logits, "sample", seed=keras.random.SeedGenerator(7)))
     np.testing.assert_array_equal(first, second)
+
+
+def test_sampling_from_uniform_draws_inverts_the_cumulative_distribution():
+    probabilities = np.array([0.2, 0.0, 0.5, 0.3])
+    logits = np.log(np.maximum(probabilities, 1e-30))[None].repeat(4, axis=0).astype("float32")
+    draws = np.array([0.1, 0.3, 0.69, 0.99], "float32")
+    np.testing.assert_array_equal(numpy(sample_from_uniform(logits, draws)), [0, 2, 2, 3])
+    # Evenly spaced draws come out in proportion to the probabilities; a masked token never.
+    grid = (np.arange(4000) + 0.5) / 4000
+    filtered = numpy(filter_logits(np.tile(logits[:1], (4000, 1)), top_k=2))
+    counts = np.bincount(numpy(sample_from_uniform(filtered, grid)), minlength=4)
+    np.testing.assert_array_equal(counts, [0, 0, 2500, 1500])
+
+
+def test_temperature_comes_before_top_p():
+    logits = np.log(np.array([[0.6, 0.3, 0.1]])).astype("float32")
+    # At temperature 1 the top token holds 0.6 < 0.7; at 0.25 it holds 0.94 > 0.7.
+    assert (numpy(filter_logits(logits, top_p=0.7)) > -1e8).sum() == 2
+    assert (numpy(filter_logits(logits, temperature=0.25, top_p=0.7)) > -1e8).sum() == 1
 
 
 @pytest.mark.parametrize("choice", [
