@@ -134,6 +134,28 @@ def scatter_at_positions(token_ids, positions, values, weights):
     return token_ids * (1 - written) + ops.sum(chosen * ops.cast(values, "int32")[..., None], axis=1)
 
 
+def replaced_token_labels(token_ids, mask_positions, sampled_ids, original_ids, weights):
+    """The discriminator's input and its RTD labels, both [B, T].
+
+    `token_ids` are the masked inputs; the generator's `sampled_ids` [B, P] fill
+    the masked positions. A token is labelled 1 ("replaced") only where the
+    result differs from the original: a sampled token that happens to equal the
+    original counts as original, as in the paper. Slots with weight 0 write nothing.
+    """
+    corrupted = scatter_at_positions(token_ids, mask_positions, sampled_ids, weights)
+    original = scatter_at_positions(token_ids, mask_positions, original_ids, weights)
+    return corrupted, ops.cast(ops.not_equal(corrupted, original), "float32")
+
+
+def replaced_token_detection_loss(logits, is_replaced, padding_mask):
+    """Sigmoid cross-entropy of the per-token logits [B, T], mean over non-padding tokens."""
+    token_weights = ops.cast(padding_mask, "float32")
+    token_losses = keras.losses.binary_crossentropy(
+        ops.cast(is_replaced, "float32")[..., None], ops.cast(logits, "float32")[..., None],
+        from_logits=True)
+    return ops.sum(token_losses * token_weights) / ops.sum(token_weights)
+
+
 @register
 class ElectraPretrainer(keras.Model):
     """Generator + discriminator, trained with MLM + 50 * RTD.
@@ -258,16 +280,11 @@ class ElectraPretrainer(keras.Model):
             original_ids, mlm_logits, from_logits=True)
         generator_loss = ops.divide_no_nan(ops.sum(token_losses * weights), ops.sum(weights))
 
-        positions = x["mask_positions"]
         sampled = self.sample_replacements(mlm_logits)
-        corrupted = scatter_at_positions(x["token_ids"], positions, sampled, weights)
-        original = scatter_at_positions(x["token_ids"], positions, original_ids, weights)
-        is_replaced = ops.cast(ops.not_equal(corrupted, original), "float32")
+        corrupted, is_replaced = replaced_token_labels(
+            x["token_ids"], x["mask_positions"], sampled, original_ids, weights)
         logits = self.replaced_token_logits({**x, "token_ids": corrupted}, training=training)
-        token_weights = ops.cast(x["padding_mask"], "float32")
-        token_losses = keras.losses.binary_crossentropy(
-            is_replaced[..., None], ops.cast(logits, "float32")[..., None], from_logits=True)
-        discriminator_loss = ops.sum(token_losses * token_weights) / ops.sum(token_weights)
+        discriminator_loss = replaced_token_detection_loss(logits, is_replaced, x["padding_mask"])
         return {"generator_loss": generator_loss, "discriminator_loss": discriminator_loss,
                 "corrupted_ids": corrupted, "is_replaced": is_replaced}
 
