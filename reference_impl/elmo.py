@@ -195,13 +195,17 @@ class CharacterEncoder(keras.layers.Layer):
     def call(self, character_ids):
         batch, length = ops.shape(character_ids)[0], ops.shape(character_ids)[1]
         characters = ops.reshape(character_ids, (-1, MAX_CHARACTERS_PER_TOKEN))
-        x = self.character_embedding(characters)  # [B*T, 50, c]
-        # Each filter's strongest match anywhere in the word: max over positions.
-        x = ops.concatenate([ops.max(conv(x), axis=1) for conv in self.convolutions], axis=-1)
+        x = self.max_pooled_filters(self.character_embedding(characters))
         for highway in self.highways:
             x = highway(x)
         x = self.projection(x)
         return ops.reshape(x, (batch, length, self.projection_dim))
+
+    def max_pooled_filters(self, embedded_characters):
+        """[N, 50, c] embedded characters -> [N, total filters]: each filter's best match."""
+        # Each filter's strongest match anywhere in the word: max over positions.
+        return ops.concatenate([ops.max(conv(embedded_characters), axis=1)
+                                for conv in self.convolutions], axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -313,6 +317,17 @@ class LSTMLanguageModel(keras.layers.Layer):
         return config
 
 
+def stack_elmo_layers(tokens, forward, backward):
+    """Token layer [B, T, P] and per-layer LM outputs (lists of [B, T, P]) -> [B, 1 + L, T, 2P].
+
+    The token layer is duplicated, [x; x], to the width of each LSTM layer's
+    [forward; backward] concatenation.
+    """
+    layers = [ops.concatenate([tokens, tokens], axis=-1)]
+    layers += [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward)]
+    return ops.stack(layers, axis=1)
+
+
 @register
 class ELMoBiLM(keras.Model):
     """Character encoder + forward and backward LSTM LMs.
@@ -357,11 +372,9 @@ class ELMoBiLM(keras.Model):
         tokens = self.character_encoder(ids)
         forward = self.forward_lm(tokens, mask=mask)
         backward = self.backward_lm(tokens, mask=mask)
-        layers = [ops.concatenate([tokens, tokens], axis=-1)]
-        layers += [ops.concatenate([f, b], axis=-1) for f, b in zip(forward, backward)]
         super().__init__(
             inputs={"character_ids": ids},
-            outputs={"elmo_layers": ops.stack(layers, axis=1), "forward_output": forward[-1],
+            outputs={"elmo_layers": stack_elmo_layers(tokens, forward, backward), "forward_output": forward[-1],
                      "backward_output": backward[-1], "token_mask": mask},
             **kwargs)
 
