@@ -1,0 +1,177 @@
+"""Plausible student bugs and alternative correct solutions for the after-BERT assignment.
+
+BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
+CORRECT: graded function -> {how it differs: a whole correct definition}.
+`tests/test_assignment_mutants.py` proves every bug loses points and every
+alternative gets full marks (see grader/mutation.py).
+"""
+
+BUGS = {
+    "accumulate_gradients": [
+        ("plain mean of the micro-batch gradients", "weights = counts / ops.sum(counts)",
+         "weights = ops.ones_like(counts) / ops.cast(ops.shape(counts)[0], \"float32\")"),
+        ("sum of the micro-batch gradients", "weights = counts / ops.sum(counts)",
+         "weights = ops.ones_like(counts)"),
+        ("weighted by the counts, never divided", "weights = counts / ops.sum(counts)",
+         "weights = counts"),
+        ("weighted by the counts, divided by the number of micro-batches",
+         "counts / ops.sum(counts)", "counts / ops.cast(ops.shape(counts)[0], \"float32\")"),
+        ("weighted by 1 / count", "weights = counts / ops.sum(counts)",
+         "weights = (1.0 / counts) / ops.sum(1.0 / counts)"),
+        ("only the last micro-batch kept", "return ops.tensordot(weights, micro_gradients, axes=1)",
+         "return micro_gradients[-1]"),
+    ],
+    "albert_parameter_counts": [
+        ("no cross-layer sharing: a block per layer", "encoder = num_groups * block",
+         "encoder = num_layers * block"),
+        ("token table V*H as in BERT", "tables = (V + T + 2) * E", "tables = V * H + (T + 2) * E"),
+        ("projection E->H left out", "embedding = tables + 2 * E + (E * H + H)",
+         "embedding = tables + 2 * E"),
+        ("projection bias left out", "(E * H + H)", "E * H"),
+        ("pooler left out of the total", "pooler = H * H + H", "pooler = 0"),
+        ("no position or segment tables", "tables = (V + T + 2) * E", "tables = V * E"),
+        ("one LayerNorm per block instead of two", "2 * (2 * H)", "2 * H"),
+        ("three attention projections (output projection forgotten)", "4 * (H * H + H)",
+         "3 * (H * H + H)"),
+        ("feed-forward biases left out", "(H * I + I) + (I * H + H)", "2 * H * I"),
+    ],
+    "factorised_embedding": [
+        ("projection bias left out", " + projection_bias", ""),
+        ("a tanh after the projection", "return ops.matmul(embedded, projection_kernel) + projection_bias",
+         "return ops.tanh(ops.matmul(embedded, projection_kernel) + projection_bias)"),
+        ("a GELU after the projection", "return ops.matmul(embedded, projection_kernel) + projection_bias",
+         "return ops.gelu(ops.matmul(embedded, projection_kernel) + projection_bias)"),
+        ("positions looked up instead of token ids", "ops.take(token_table, token_ids, axis=0)",
+         "ops.broadcast_to(token_table[: token_ids.shape[1]][None], token_ids.shape + token_table.shape[1:])"),
+        ("projection kernel transposed", "ops.matmul(embedded, projection_kernel)",
+         "ops.matmul(embedded, ops.transpose(projection_kernel))"),
+        ("bias added before the projection", "ops.matmul(embedded, projection_kernel) + projection_bias",
+         "ops.matmul(embedded + projection_bias, projection_kernel)"),
+    ],
+    "replaced_token_labels": [
+        ("every masked position labelled replaced",
+         'return corrupted, ops.cast(ops.not_equal(corrupted, original), "float32")',
+         'return corrupted, ops.cast(written, "float32")'),
+        ("labels inverted", "ops.not_equal(corrupted, original)", "ops.equal(corrupted, original)"),
+        ("compared with the masked input instead of the original",
+         "ops.not_equal(corrupted, original)", "ops.not_equal(corrupted, token_ids)"),
+        ("padding slots written too", " * mask_weights[..., None]", ""),
+        ("the samples never written", "corrupted, original = fill(sampled_ids), fill(original_ids)",
+         "corrupted, original = token_ids, fill(original_ids)"),
+        ("originals written into the discriminator's input",
+         "corrupted, original = fill(sampled_ids), fill(original_ids)",
+         "corrupted, original = fill(original_ids), fill(sampled_ids)"),
+    ],
+    "replaced_token_detection_loss": [
+        ("padding included in the mean", "return ops.sum(token_losses * weights) / ops.sum(weights)",
+         "return ops.mean(token_losses)"),
+        ("labels inverted", "- labels * logits", "- (1.0 - labels) * logits"),
+        ("sum instead of mean", " / ops.sum(weights)", ""),
+        ("mean of per-sequence means", "return ops.sum(token_losses * weights) / ops.sum(weights)",
+         "return ops.mean(ops.sum(token_losses * weights, axis=1) / ops.sum(weights, axis=1))"),
+        ("divided by the batch size", " / ops.sum(weights)",
+         " / ops.cast(ops.shape(weights)[0], \"float32\")"),
+        ("squared error on probabilities", "token_losses = ops.softplus(logits) - labels * logits",
+         "token_losses = (ops.sigmoid(logits) - labels) ** 2"),
+        ("softplus of -x: the sign of the logits flipped", "ops.softplus(logits)", "ops.softplus(-logits)"),
+    ],
+}
+
+CORRECT = {
+    "accumulate_gradients": {
+        "a numpy loop over the micro-batches": '''
+def accumulate_gradients(micro_gradients, token_counts):
+    total = np.zeros(micro_gradients.shape[1:], "float64")
+    for gradient, count in zip(micro_gradients, token_counts):
+        total += count * gradient
+    return total / np.sum(token_counts)
+''',
+        "each micro-batch's gradient repeated once per token, then averaged": '''
+def accumulate_gradients(micro_gradients, token_counts):
+    return np.repeat(micro_gradients, token_counts, axis=0).mean(axis=0)
+''',
+        "broadcasting the counts over the weight's axes": '''
+def accumulate_gradients(micro_gradients, token_counts):
+    counts = ops.reshape(ops.cast(token_counts, "float32"), (-1,) + (1,) * (len(micro_gradients.shape) - 1))
+    return ops.sum(micro_gradients * counts, axis=0) / ops.sum(counts)
+''',
+    },
+    "albert_parameter_counts": {
+        "a table of weight shapes, multiplied out": '''
+def albert_parameter_counts(vocabulary_size, max_sequence_length, embedding_dim, hidden_dim,
+                            intermediate_dim, num_layers, num_groups):
+    E, H, I = embedding_dim, hidden_dim, intermediate_dim
+    embedding_shapes = [(vocabulary_size, E), (max_sequence_length, E), (2, E), (E,), (E,), (E, H), (H,)]
+    block_shapes = [(H, H), (H,)] * 4 + [(H,), (H,), (H, I), (I,), (I, H), (H,), (H,), (H,)]
+    count = lambda shapes: sum(int(np.prod(shape)) for shape in shapes)
+    embedding = count(embedding_shapes)
+    encoder = num_groups * count(block_shapes)
+    return embedding, encoder, embedding + encoder + count([(H, H), (H,)])
+''',
+        "counted with layers of every depth, then divided by the applications per group": '''
+def albert_parameter_counts(vocabulary_size, max_sequence_length, embedding_dim, hidden_dim,
+                            intermediate_dim, num_layers, num_groups):
+    def dense(n_in, n_out):
+        return n_in * n_out + n_out
+    E, H = embedding_dim, hidden_dim
+    embedding = (vocabulary_size + max_sequence_length + 2 + 2) * E + dense(E, H)
+    per_application = 4 * dense(H, H) + dense(H, intermediate_dim) + dense(intermediate_dim, H) + 4 * H
+    encoder = num_layers * per_application // (num_layers // num_groups)
+    return embedding, encoder, embedding + encoder + dense(H, H)
+''',
+    },
+    "factorised_embedding": {
+        "project the whole table once, then look up": '''
+def factorised_embedding(token_ids, token_table, projection_kernel, projection_bias):
+    projected_table = ops.matmul(token_table, projection_kernel) + projection_bias
+    return ops.take(projected_table, token_ids, axis=0)
+''',
+        "one-hot rows times the table, with einsum": '''
+def factorised_embedding(token_ids, token_table, projection_kernel, projection_bias):
+    one_hot = ops.one_hot(token_ids, token_table.shape[0])
+    return ops.einsum("btv,ve,eh->bth", one_hot, token_table, projection_kernel) + projection_bias
+''',
+        "numpy fancy indexing": '''
+def factorised_embedding(token_ids, token_table, projection_kernel, projection_bias):
+    return token_table[token_ids] @ projection_kernel + projection_bias
+''',
+    },
+    "replaced_token_labels": {
+        "a numpy loop over rows and slots": '''
+def replaced_token_labels(token_ids, mask_positions, sampled_ids, original_ids, mask_weights):
+    corrupted, original = np.array(token_ids), np.array(token_ids)
+    for b in range(token_ids.shape[0]):
+        for p in range(mask_positions.shape[1]):
+            if mask_weights[b, p] > 0:
+                corrupted[b, mask_positions[b, p]] = sampled_ids[b, p]
+                original[b, mask_positions[b, p]] = original_ids[b, p]
+    return corrupted, corrupted != original
+''',
+        "numpy put_along_axis on the real slots only": '''
+def replaced_token_labels(token_ids, mask_positions, sampled_ids, original_ids, mask_weights):
+    real = mask_weights > 0
+    # padding slots rewrite the token already at their position, so they change nothing
+    kept = np.take_along_axis(token_ids, mask_positions, axis=1)
+    corrupted, original = np.array(token_ids), np.array(token_ids)
+    np.put_along_axis(corrupted, mask_positions, np.where(real, sampled_ids, kept), axis=1)
+    np.put_along_axis(original, mask_positions, np.where(real, original_ids, kept), axis=1)
+    return corrupted, (corrupted != original).astype("float32")
+''',
+    },
+    "replaced_token_detection_loss": {
+        "Keras' binary cross-entropy from logits with a masked mean": '''
+def replaced_token_detection_loss(logits, is_replaced, padding_mask):
+    losses = keras.losses.binary_crossentropy(
+        ops.cast(is_replaced, "float32")[..., None], logits[..., None], from_logits=True)
+    mask = ops.cast(padding_mask, "float32")
+    return ops.sum(losses * mask) / ops.sum(mask)
+''',
+        "the textbook formula in float64 numpy on the real tokens only": '''
+def replaced_token_detection_loss(logits, is_replaced, padding_mask):
+    real = padding_mask.astype(bool)
+    x, y = logits[real].astype("float64"), is_replaced[real]
+    p = 1.0 / (1.0 + np.exp(-x))
+    return np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+''',
+    },
+}

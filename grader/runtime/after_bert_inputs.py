@@ -1,0 +1,94 @@
+"""Graded inputs of the after-BERT assignment (drawn fresh from a seed at grading time)."""
+
+import numpy as np
+
+MASK_ID = 4  # ids 0-4 are [PAD], [UNK], [CLS], [SEP], [MASK]; words start at 5
+
+
+def gradient_accumulation(rng):
+    # Micro-batches hold different numbers of real tokens (one holds many), so
+    # a plain mean of their gradients differs from the large-batch gradient.
+    calls = []
+    for steps in (int(rng.integers(3, 6)), 2):
+        counts = rng.integers(1, 40, size=steps)
+        counts[0] = int(rng.integers(60, 120))
+        gradients = rng.standard_normal((steps, int(rng.integers(2, 5)), 3)).astype("float32")
+        calls.append(dict(micro_gradients=gradients, token_counts=counts.astype("int32")))
+    return calls
+
+
+def albert_counts(rng):
+    # Small sizes so that a missed bias (a few parameters) is far beyond the
+    # tolerance; E < H, and every size differs from the others.
+    vocabulary_size = int(rng.integers(40, 80))
+    max_sequence_length = int(rng.integers(10, 20))
+    embedding_dim, hidden_dim = int(rng.choice([3, 5])), int(rng.choice([8, 12]))
+    intermediate_dim = int(rng.choice([16, 20]))
+    sizes = dict(vocabulary_size=vocabulary_size, max_sequence_length=max_sequence_length,
+                 embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                 intermediate_dim=intermediate_dim)
+    layers = int(rng.choice([4, 6]))
+    return [
+        dict(sizes, num_layers=layers, num_groups=1),  # ALBERT: one shared block
+        dict(sizes, num_layers=layers, num_groups=2),  # two groups, each applied L/2 times
+        dict(sizes, num_layers=3, num_groups=3),       # no sharing at all (BERT-like)
+    ]
+
+
+def factorised_embedding(rng):
+    batch, length = 2, int(rng.integers(4, 8))
+    vocabulary, embedding_dim, hidden_dim = int(rng.integers(20, 40)), 3, int(rng.choice([5, 7]))
+    return [dict(token_ids=rng.integers(0, vocabulary, size=(batch, length)).astype("int32"),
+                 token_table=(0.5 * rng.standard_normal((vocabulary, embedding_dim))).astype("float32"),
+                 projection_kernel=rng.standard_normal((embedding_dim, hidden_dim)).astype("float32"),
+                 projection_bias=rng.standard_normal(hidden_dim).astype("float32"))]
+
+
+def replaced_labels(rng):
+    batch, length, slots, vocabulary = 3, int(rng.integers(9, 14)), 4, int(rng.integers(20, 40))
+    original = rng.integers(5, vocabulary, size=(batch, length))
+    original[:, 0] = 2  # [CLS]
+    positions = np.zeros((batch, slots), dtype="int64")
+    weights = np.zeros((batch, slots), dtype="float32")
+    counts = [slots, slots - 1, slots - 2]  # rows 1 and 2 end with padding slots (position 0)
+    for row, count in enumerate(counts):
+        positions[row, :count] = np.sort(rng.choice(np.arange(1, length), size=count, replace=False))
+        weights[row, :count] = 1.0
+    original_ids = np.take_along_axis(original, positions, axis=1) * (weights > 0)
+    # The generator's samples: mostly wrong, right at one real slot of every row, and
+    # something other than [CLS] in padding slots (writing them would show).
+    offsets = rng.integers(1, vocabulary - 5, size=(batch, slots))
+    sampled = 5 + (original_ids - 5 + offsets) % (vocabulary - 5)
+    sampled[:, 1] = original_ids[:, 1]
+    sampled[weights == 0] = rng.integers(5, vocabulary, size=int((weights == 0).sum()))
+    masked = original.copy()
+    for row in range(batch):
+        masked[row, positions[row][weights[row] > 0]] = MASK_ID
+    return [dict(token_ids=masked.astype("int32"), mask_positions=positions.astype("int32"),
+                 sampled_ids=sampled.astype("int32"), original_ids=original_ids.astype("int32"),
+                 mask_weights=weights)]
+
+
+def rtd_loss(rng):
+    calls = []
+    for batch, length in ((3, int(rng.integers(6, 11))), (2, 4)):
+        lengths = rng.integers(2, length, size=batch)  # rows of different lengths, all padded
+        lengths[0], lengths[1] = length - 1, rng.integers(2, length - 1)
+        padding_mask = (np.arange(length)[None, :] < lengths[:, None]).astype("int32")
+        logits = np.clip(2 * rng.standard_normal((batch, length)), -6, 6)
+        logits = np.where(padding_mask == 1, logits, 5.0 + rng.random((batch, length)))
+        is_replaced = (rng.random((batch, length)) < 0.3).astype("float32")
+        is_replaced[:, 1] = 1.0  # every row has a replaced and an original token
+        is_replaced[:, 0] = 0.0
+        calls.append(dict(logits=logits.astype("float32"), is_replaced=is_replaced,
+                          padding_mask=padding_mask))
+    return calls
+
+
+CASES = {
+    "after_bert.gradient_accumulation": gradient_accumulation,
+    "after_bert.albert_counts": albert_counts,
+    "after_bert.factorised_embedding": factorised_embedding,
+    "after_bert.replaced_labels": replaced_labels,
+    "after_bert.rtd_loss": rtd_loss,
+}
