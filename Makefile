@@ -35,10 +35,14 @@ system-deps:
 demo: install
 	$(BIN)/python -m course_demo
 
+# Two test processes (pytest-xdist), one test file each at a time: much of a
+# Keras test is single-threaded tracing, so two keep two cores busy.
+PYTEST = $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 	# JAX rerun of the model tests; generation and ELMo (eager LSTMs) run under TensorFlow only, for time.
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backend --ignore=tests/test_generation.py --ignore=tests/models/test_elmo.py
+	KERAS_BACKEND=jax $(PYTEST) -m backend --ignore=tests/test_generation.py --ignore=tests/models/test_elmo.py
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -45,7 +45,7 @@ def pretraining(state):
     from reference_impl.corpus import offline_corpus
     from reference_impl.quick_pretraining import FAMILIES, pretrain
 
-    steps = 40 if state["quick"] else 300
+    steps = 80 if state["quick"] else 300
     documents = offline_corpus()
     results = []
     with state["progress"]() as bar:

@@ -24,7 +24,9 @@ import sysconfig
 import tempfile
 from dataclasses import asdict, dataclass
 
-SANDBOX_UID_BASE = 61000
+# Worker slot n runs as uid base + n. Two graders on one host (two courses, or
+# parallel test processes) need disjoint ranges: the process limit is per uid.
+SANDBOX_UID_BASE = int(os.environ.get("GRADER_SANDBOX_UID_BASE", "61000"))
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 SCRATCH = "/scratch"
 CAPTURE = "/capture"

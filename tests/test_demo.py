@@ -1,4 +1,8 @@
-"""`make demo`'s job in its short mode, run as a user runs it, and checked by its artefacts."""
+"""`make demo`'s job in its short mode, run as a user runs it, and checked by its artefacts.
+
+The demo's pretraining step is also the test that every encoder family learns
+from the offline corpus (`reference_impl.quick_pretraining`): one run serves both.
+"""
 
 import csv
 import json
@@ -71,6 +75,16 @@ def test_leaderboard_files_exist_and_parse(demo):
     with sqlite3.connect(output / "benchmarks" / "results.db") as db:
         tasks = {row[0] for row in db.execute("select task from runs")}
     assert tasks == {"SST-2", "STS-B"}
+
+
+def test_every_encoder_family_learns_from_the_offline_corpus(demo):
+    output, _ = demo
+    runs = {run["family"]: run for run in json.loads((output / "pretraining.json").read_text())}
+    assert set(runs) == {"bert", "roberta", "albert", "electra"}
+    for family, run in runs.items():
+        assert run["steps"] >= 80
+        # "Clearly": at least 10% below the untrained model's held-out loss.
+        assert run["final_loss"] < 0.9 * run["initial_loss"], (family, run)
 
 
 def test_tiny_gpt_beats_a_unigram_model_and_generates_text(demo):
