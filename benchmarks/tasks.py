@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from benchmarks import hf_glue
+
 # GLUE's TSV fields contain quotes that are not CSV quoting (QQP, MNLI).
 csv.field_size_limit(sys.maxsize)
 
@@ -247,6 +249,11 @@ def get_task(name):
 
 
 def task_path(glue_dir, task, split):
+    """The file a split is read from (its first Parquet shard for a Hugging Face cache)."""
+    snapshot = hf_glue.snapshot_dir(glue_dir)
+    if snapshot is not None:
+        shards = hf_glue.shard_paths(snapshot, task.name, split)
+        return shards[0] if shards else os.path.join(snapshot, task.name, split)
     return os.path.join(glue_dir, task.folder, task.splits[split].path)
 
 
@@ -255,8 +262,12 @@ def has_split(glue_dir, task, split):
 
 
 def read_split(glue_dir, task, split):
-    """Read one split of `task` from `glue_dir`; raise GlueDataError on bad data."""
+    """Read one split of `task` from `glue_dir` (a glue_data folder or a Hugging Face
+    cache, see `benchmarks.hf_glue`); raise GlueDataError on bad data."""
     task = get_task(task) if isinstance(task, str) else task
+    snapshot = hf_glue.snapshot_dir(glue_dir)
+    if snapshot is not None:
+        return hf_glue.read_split(snapshot, task, split, GlueDataError)
     if split not in task.splits:
         raise GlueDataError(f"{task.name} has no {split!r} split (it has {', '.join(task.splits)}).")
     spec = task.splits[split]
