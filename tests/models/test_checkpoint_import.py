@@ -72,6 +72,28 @@ def test_bert_checkpoint_without_pooler_imports_the_encoder(tmp_path):
     assert np.abs(hidden - reference["last_hidden_state"][:2])[real].max() < 1e-4
 
 
+def test_bfloat16_checkpoint_loads_as_float32_weights(tmp_path):
+    """Checkpoints saved with torch_dtype=bfloat16 (common on the Hub) load exactly, widened."""
+    import ml_dtypes
+    from safetensors.numpy import load_file
+
+    full = load_file(MINILM / "model.safetensors")
+    halved = {name: value.astype(ml_dtypes.bfloat16) if value.dtype == np.float32 else value
+              for name, value in full.items()}
+    config = json.loads((MINILM / "config.json").read_text())
+    model = load_hugging_face(write_folder(tmp_path / "minilm_bf16", {**config, "torch_dtype": "bfloat16"},
+                                           halved))
+    table = numpy(model.embeddings.token_embedding.embeddings)
+    assert table.dtype == np.float32
+    np.testing.assert_array_equal(table, halved["embeddings.word_embeddings.weight"].astype(np.float32))
+    reference = np.load(REFERENCE)
+    inputs = {k: reference[k][:2].astype("int32") for k in ("token_ids", "segment_ids", "padding_mask")}
+    real = reference["padding_mask"][:2].astype(bool)
+    hidden = numpy(model(inputs)["sequence_output"])
+    # bfloat16 keeps 8 significant bits: close to the float32 model, not equal to it.
+    assert np.abs(hidden - reference["last_hidden_state"][:2])[real].max() < 0.1
+
+
 # --------------------------------------------------------------------------
 # Writing keras-hub weights in Hugging Face's layout
 # --------------------------------------------------------------------------
