@@ -1,0 +1,201 @@
+"""Plausible student bugs and alternative correct solutions for the GPT assignment.
+
+BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
+CORRECT: graded function -> {how it differs: a whole correct definition}.
+`tests/test_assignment_mutants.py` proves every bug loses points and every
+alternative gets full marks (see grader/mutation.py).
+"""
+
+BUGS = {
+    "next_token_inputs_and_targets": [
+        ("targets not shifted", "target_ids = token_ids[:, 1:]", "target_ids = token_ids[:, :-1]"),
+        ("weights from the inputs' mask", 'ops.cast(padding_mask[:, 1:], "float32")',
+         'ops.cast(padding_mask[:, :-1], "float32")'),
+        ("every target weighted, padding included", 'ops.cast(padding_mask[:, 1:], "float32")',
+         'ops.ones_like(target_ids, dtype="float32")'),
+        ("shifted the wrong way (predicting the previous token)",
+         "input_ids, input_mask = token_ids[:, :-1], padding_mask[:, :-1]\n"
+         "    target_ids = token_ids[:, 1:]",
+         "input_ids, input_mask = token_ids[:, 1:], padding_mask[:, 1:]\n"
+         "    target_ids = token_ids[:, :-1]"),
+        ("inputs not cut: T positions instead of T - 1",
+         "input_ids, input_mask = token_ids[:, :-1], padding_mask[:, :-1]",
+         "input_ids, input_mask = token_ids, padding_mask"),
+        ("padding told apart by id 0 instead of by the mask", 'ops.cast(padding_mask[:, 1:], "float32")',
+         'ops.cast(target_ids != 0, "float32")'),
+        ("input mask not cut with the inputs", "padding_mask[:, :-1]\n", "padding_mask\n"),
+    ],
+    "keep_top_k": [
+        ("keeps k + 1 tokens", "ops.top_k(logits, k)", "ops.top_k(logits, k + 1)"),
+        ("threshold at the largest logit (keeps one token)", "[0][:, -1:]", "[0][:, :1]"),
+        ("comparison reversed (keeps the smallest)", "ops.where(logits < kth_largest",
+         "ops.where(logits > kth_largest"),
+        ("the k-th largest itself dropped (keeps k - 1)", "ops.where(logits < kth_largest",
+         "ops.where(logits <= kth_largest"),
+        ("filtered logits set to 0", "ops.where(logits < kth_largest, -1e9, logits)",
+         "ops.where(logits < kth_largest, 0.0, logits)"),
+        ("threshold taken over the batch axis", "kth_largest = ops.top_k(logits, k)[0][:, -1:]",
+         "kth_largest = ops.min(ops.top_k(logits, k)[0], axis=0, keepdims=True)[:, -1:]"),
+    ],
+    "keep_top_p": [
+        ("the token that takes the mass past p dropped", "mass_above < p",
+         "mass_above + probabilities < p"),
+        ("no softmax: cumulative sum of logits", "probabilities = ops.softmax(sorted_logits, axis=-1)",
+         "probabilities = sorted_logits"),
+        ("sorted least likely first", "sorted_logits = -ops.sort(-logits, axis=-1)",
+         "sorted_logits = ops.sort(logits, axis=-1)"),
+        ("filtered logits set to 0", "ops.where(logits < smallest_kept, -1e9, logits)",
+         "ops.where(logits < smallest_kept, 0.0, logits)"),
+        ("threshold at the largest kept logit (keeps one token)", "smallest_kept = ops.min(kept",
+         "smallest_kept = ops.max(ops.where(mass_above < p, sorted_logits, -np.inf)"),
+        ("cumulative mass in vocabulary order, unsorted", "sorted_logits = -ops.sort(-logits, axis=-1)",
+         "sorted_logits = logits"),
+    ],
+    "sample_next_token": [
+        ("temperature ignored", "ops.softmax(logits / temperature, axis=-1)", "ops.softmax(logits, axis=-1)"),
+        ("logits multiplied by the temperature", "ops.softmax(logits / temperature, axis=-1)",
+         "ops.softmax(logits * temperature, axis=-1)"),
+        ("greedy: the draw ignored", "return ops.sum(ops.cast(cumulative <= uniform[:, None], \"int32\"), axis=-1)",
+         "return ops.argmax(logits, axis=-1)"),
+        ("one token too far (counts tokens starting at or below the draw)", "cumulative <= uniform[:, None]",
+         "cumulative - probabilities <= uniform[:, None]"),
+        ("the draw reversed (1 - u)", "cumulative <= uniform[:, None]", "cumulative <= 1 - uniform[:, None]"),
+        ("cumulative sum over the batch axis", "cumulative = ops.cumsum(probabilities, axis=-1)",
+         "cumulative = ops.cumsum(probabilities, axis=0)"),
+        ("no softmax: cumulative sum of scaled logits", "probabilities = ops.softmax(logits / temperature, axis=-1)",
+         "probabilities = logits / temperature"),
+    ],
+    "last_token_logits": [
+        ("off by one: reads the first padding position", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
+         'ops.cast(padding_mask, "int32"), axis=1)'),
+        ("reads position T - 1 even when it is padding",
+         "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]", "sequence_output[:, -1]"),
+        ("reads position 0 ([CLS]-style)",
+         "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]", "sequence_output[:, 0]"),
+        ("mean of all positions, padding included",
+         "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]",
+         "ops.mean(sequence_output, axis=1)"),
+        ("softmax probabilities instead of logits", "return ops.matmul(last_hidden, kernel) + bias",
+         "return ops.softmax(ops.matmul(last_hidden, kernel) + bias)"),
+        ("bias left out", "ops.matmul(last_hidden, kernel) + bias", "ops.matmul(last_hidden, kernel)"),
+        ("last real token counted along the wrong axis", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
+         'ops.cast(padding_mask, "int32"), axis=0) - 1'),
+    ],
+}
+
+CORRECT = {
+    "next_token_inputs_and_targets": {
+        "numpy slicing, weights as floats": '''
+def next_token_inputs_and_targets(token_ids, padding_mask):
+    ids, mask = np.asarray(token_ids), np.asarray(padding_mask)
+    return ids[:, :-1], mask[:, :-1], ids[:, 1:], mask[:, 1:].astype("float32")
+''',
+        "ops.slice with explicit sizes, weights as booleans": '''
+def next_token_inputs_and_targets(token_ids, padding_mask):
+    batch, length = ops.shape(token_ids)
+    first = lambda x: ops.slice(x, (0, 0), (batch, length - 1))
+    rest = lambda x: ops.slice(x, (0, 1), (batch, length - 1))
+    return first(token_ids), first(padding_mask), rest(token_ids), rest(padding_mask) == 1
+''',
+        "roll the ids left, then crop": '''
+def next_token_inputs_and_targets(token_ids, padding_mask):
+    following = ops.roll(token_ids, -1, axis=1)
+    following_mask = ops.roll(padding_mask, -1, axis=1)
+    return (token_ids[:, :-1], padding_mask[:, :-1], following[:, :-1],
+            ops.cast(following_mask[:, :-1], "float32"))
+''',
+    },
+    "keep_top_k": {
+        "numpy sort for the threshold": '''
+def keep_top_k(logits, k):
+    logits = np.asarray(logits)
+    threshold = np.sort(logits, axis=-1)[:, -k][:, None]
+    return np.where(logits >= threshold, logits, -1e9).astype("float32")
+''',
+        "scatter the kept logits into a row of -1e9": '''
+def keep_top_k(logits, k):
+    values, indices = ops.top_k(logits, k)
+    rows = ops.repeat(ops.arange(ops.shape(logits)[0])[:, None], k, axis=1)
+    positions = ops.stack([ops.reshape(rows, (-1,)), ops.reshape(indices, (-1,))], axis=1)
+    return ops.scatter_update(ops.full(ops.shape(logits), -1e9), positions, ops.reshape(values, (-1,)))
+''',
+        "rank of each logit by a double argsort": '''
+def keep_top_k(logits, k):
+    ranks = ops.argsort(ops.argsort(-logits, axis=-1), axis=-1)
+    return ops.where(ranks < k, logits, -1e9 * ops.ones_like(logits))
+''',
+    },
+    "keep_top_p": {
+        "numpy loop over rows and tokens": '''
+def keep_top_p(logits, p):
+    logits = np.asarray(logits, "float64")
+    kept = np.full(logits.shape, -1e9)
+    for row in range(len(logits)):
+        probabilities = np.exp(logits[row] - logits[row].max())
+        probabilities /= probabilities.sum()
+        total = 0.0
+        for token in np.argsort(-probabilities):
+            if total >= p:
+                break
+            kept[row, token] = logits[row, token]
+            total += probabilities[token]
+    return kept.astype("float32")
+''',
+        "argsort, cumulative mass, and the mask scattered back by rank": '''
+def keep_top_p(logits, p):
+    order = ops.argsort(-logits, axis=-1)
+    probabilities = ops.take_along_axis(ops.softmax(logits, axis=-1), order, axis=-1)
+    keep_sorted = ops.cumsum(probabilities, axis=-1) - probabilities < p
+    rank = ops.argsort(order, axis=-1)
+    keep = ops.take_along_axis(keep_sorted, rank, axis=-1)
+    return ops.where(keep, logits, -1e9)
+''',
+        "top_k over the whole vocabulary, the kept count from the mass": '''
+def keep_top_p(logits, p):
+    sorted_logits = ops.top_k(logits, ops.shape(logits)[-1])[0]
+    probabilities = ops.softmax(sorted_logits)
+    count = ops.sum(ops.cast(ops.cumsum(probabilities, axis=-1) - probabilities < p, "int32"), axis=-1)
+    threshold = ops.take_along_axis(sorted_logits, (count - 1)[:, None], axis=-1)
+    return ops.where(logits >= threshold, logits, -1e9)
+''',
+    },
+    "sample_next_token": {
+        "numpy searchsorted per row": '''
+def sample_next_token(logits, temperature, uniform):
+    scaled = np.asarray(logits, "float64") / temperature
+    probabilities = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    probabilities /= probabilities.sum(axis=-1, keepdims=True)
+    return np.array([np.searchsorted(np.cumsum(row), u, side="right")
+                     for row, u in zip(probabilities, uniform)])
+''',
+        "probabilities to the power 1 / temperature, renormalised": '''
+def sample_next_token(logits, temperature, uniform):
+    probabilities = ops.softmax(logits, axis=-1) ** (1.0 / temperature)
+    probabilities = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
+    above = ops.cumsum(probabilities, axis=-1) > ops.expand_dims(uniform, -1)
+    return ops.argmax(ops.cast(above, "int32"), axis=-1)
+''',
+    },
+    "last_token_logits": {
+        "numpy fancy indexing": '''
+def last_token_logits(sequence_output, padding_mask, kernel, bias):
+    sequence_output = np.asarray(sequence_output)
+    last = np.asarray(padding_mask).sum(axis=1) - 1
+    return sequence_output[np.arange(len(last)), last] @ np.asarray(kernel) + np.asarray(bias)
+''',
+        "one-hot selection of the last position, einsum": '''
+def last_token_logits(sequence_output, padding_mask, kernel, bias):
+    length = ops.shape(sequence_output)[1]
+    last = ops.one_hot(ops.sum(padding_mask, axis=-1) - 1, length)
+    return ops.einsum("bt,bth,hc->bc", last, sequence_output, kernel) + bias
+''',
+        "where the next position is padding or past the end": '''
+def last_token_logits(sequence_output, padding_mask, kernel, bias):
+    mask = ops.cast(padding_mask, "float32")
+    next_is_padding = ops.concatenate([mask[:, 1:], ops.zeros_like(mask[:, :1])], axis=1)
+    is_last = mask * (1.0 - next_is_padding)
+    vector = ops.sum(sequence_output * is_last[:, :, None], axis=1)
+    return ops.matmul(vector, kernel) + bias
+''',
+    },
+}

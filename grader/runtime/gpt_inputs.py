@@ -1,0 +1,105 @@
+"""Graded inputs of the GPT assignment (drawn fresh from a seed at grading time).
+
+Sampling and top-p compare a draw (or p) with cumulative probabilities, so a
+draw close to a boundary could flip between two correct implementations
+that round differently. The distributions are therefore built from whole
+counts out of N (probabilities k / N), and every draw and every p lies
+halfway between two multiples of 1 / N: 1 / (2N) from any boundary.
+"""
+
+import numpy as np
+
+
+def _right_padded(rng, batch, length):
+    """A padding mask [B, T] (int32) with a full row, a one-token row and at least one padded row."""
+    lengths = rng.integers(2, length, size=batch)
+    lengths[0], lengths[1] = length, 1
+    rng.shuffle(lengths)
+    return (np.arange(length)[None, :] < lengths[:, None]).astype("int32")
+
+
+def shift_batches(rng):
+    # Token 0 is a real token (as in GPT-2, which has no padding token); padding holds
+    # the end-of-text id, so only the mask tells padding apart.
+    calls = []
+    for batch, length in ((4, int(rng.integers(6, 10))), (3, int(rng.integers(3, 6)))):
+        vocabulary_size = 50
+        padding_mask = _right_padded(rng, batch, length)
+        token_ids = rng.integers(0, vocabulary_size - 1, size=(batch, length))
+        token_ids = np.where(padding_mask == 1, token_ids, vocabulary_size - 1).astype("int32")
+        calls.append(dict(token_ids=token_ids, padding_mask=padding_mask))
+    return calls
+
+
+def _distinct_logits(rng, batch, vocabulary_size):
+    """Normal logits with no two equal in a row (ties would make top-k ambiguous)."""
+    logits = rng.standard_normal((batch, vocabulary_size)) * 2.0
+    return (logits + np.arange(vocabulary_size) * 1e-3).astype("float32")
+
+
+def top_k_logits(rng):
+    vocabulary_size = int(rng.integers(8, 13))
+    return [
+        dict(logits=_distinct_logits(rng, 4, vocabulary_size), k=int(rng.integers(2, vocabulary_size - 1))),
+        dict(logits=_distinct_logits(rng, 3, vocabulary_size), k=1),
+    ]
+
+
+def _count_distributions(rng, batch, vocabulary_size):
+    """Counts [B, V]: distinct positive integers per row (no tied probabilities)."""
+    return np.stack([rng.choice(np.arange(1, 4 * vocabulary_size), vocabulary_size, replace=False)
+                     for _ in range(batch)])
+
+
+def _halfway(rng, totals, low=0):
+    """One value per row halfway between two multiples of 1 / total, in (low / total, 1)."""
+    return ((rng.integers(low, totals) + 0.5) / totals).astype("float32")
+
+
+def _logits_of(counts, temperature, rng):
+    """Logits whose softmax at `temperature` is counts / total, shifted by a random constant per row."""
+    shift = rng.uniform(-3, 3, size=(len(counts), 1))
+    return (temperature * np.log(counts / counts.sum(axis=1, keepdims=True)) + shift).astype("float32")
+
+
+def top_p_logits(rng):
+    vocabulary_size, batch = int(rng.integers(7, 11)), 5
+    counts = _count_distributions(rng, batch, vocabulary_size)
+    totals = counts.sum(axis=1)
+    # One p lies below the top token's probability: only that token is kept.
+    p = _halfway(rng, totals, low=totals // 4)
+    p[0] = (rng.integers(0, counts[0].max()) + 0.5) / totals[0]
+    # keep_top_p takes one p for the whole batch: one call per row.
+    return [dict(logits=_logits_of(counts[i:i + 1], 1.0, rng), p=float(p[i])) for i in range(batch)]
+
+
+def sampling_draws(rng):
+    calls = []
+    for temperature in (float(rng.choice([0.5, 0.7])), float(rng.choice([1.5, 2.0]))):
+        vocabulary_size, batch = int(rng.integers(6, 11)), 8
+        counts = _count_distributions(rng, batch, vocabulary_size)
+        calls.append(dict(logits=_logits_of(counts, temperature, rng), temperature=temperature,
+                          uniform=_halfway(rng, counts.sum(axis=1))))
+    return calls
+
+
+def last_token_heads(rng):
+    calls = []
+    for batch, length in ((4, int(rng.integers(5, 8))), (3, 4)):
+        hidden, classes = 5, 3  # hidden != classes: a transposed kernel cannot slip through
+        calls.append(dict(
+            sequence_output=rng.standard_normal((batch, length, hidden)).astype("float32"),
+            padding_mask=_right_padded(rng, batch, length),
+            kernel=rng.standard_normal((hidden, classes)).astype("float32"),
+            bias=rng.standard_normal(classes).astype("float32"),
+        ))
+    return calls
+
+
+CASES = {
+    "gpt.next_token_shift": shift_batches,
+    "gpt.top_k": top_k_logits,
+    "gpt.top_p": top_p_logits,
+    "gpt.sampling": sampling_draws,
+    "gpt.last_token_logits": last_token_heads,
+}
