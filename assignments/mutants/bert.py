@@ -1,0 +1,155 @@
+"""Plausible student bugs and alternative correct solutions for the BERT assignment.
+
+BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
+CORRECT: graded function -> {how it differs: a whole correct definition}.
+`tests/test_assignment_mutants.py` proves every bug loses points and every
+alternative gets full marks (see grader/mutation.py).
+"""
+
+BUGS = {
+    "corrupt": [
+        ("every selected token becomes [MASK]", "selected, draws < 0.8)", "selected, draws < 1.0)"),
+        ("tokens that were not selected are corrupted too",
+         "to_mask = ops.logical_and(selected, draws < 0.8)\n"
+         "    to_random = ops.logical_and(selected, ops.logical_and(draws >= 0.8, draws < 0.9))",
+         "to_mask = draws < 0.8\n    to_random = ops.logical_and(draws >= 0.8, draws < 0.9)"),
+        ("random tokens for draws of 0.9 and above (random and kept swapped)",
+         "ops.logical_and(draws >= 0.8, draws < 0.9)", "draws >= 0.9"),
+        ("[MASK] and random replacement swapped",
+         "corrupted = ops.where(to_random, random_ids, token_ids)\n"
+         "    return ops.where(to_mask, mask_token_id, corrupted)",
+         "corrupted = ops.where(to_mask, random_ids, token_ids)\n"
+         "    return ops.where(to_random, mask_token_id, corrupted)"),
+        ("no token kept unchanged: random tokens up to a draw of 1", "draws < 0.9))", "draws < 1.0))"),
+        ("random tokens where [MASK] belongs", "ops.where(to_mask, mask_token_id, corrupted)",
+         "ops.where(to_mask, random_ids, corrupted)"),
+    ],
+    "masked_lm_loss": [
+        ("mean over every slot, padding slots included",
+         "ops.sum(token_losses * weights) / ops.sum(weights)", "ops.mean(token_losses * weights)"),
+        ("weights ignored", "ops.sum(token_losses * weights) / ops.sum(weights)", "ops.mean(token_losses)"),
+        ("sum instead of mean", " / ops.sum(weights)", ""),
+        ("divided by the batch size", " / ops.sum(weights)", " / ops.shape(logits)[0]"),
+        ("logits used as probabilities", "from_logits=True", "from_logits=False"),
+        ("divided by the number of slots per sequence", " / ops.sum(weights)", " / ops.shape(logits)[1]"),
+    ],
+    "bert_embeddings": [
+        ("no position embeddings", "\n         + ops.take(position_table, ops.arange(length), axis=0)[None]", ""),
+        ("no segment embeddings", "\n         + ops.take(segment_table, segment_ids, axis=0)", ""),
+        ("position table indexed by the token ids", "ops.take(position_table, ops.arange(length), axis=0)[None]",
+         "ops.take(position_table, token_ids, axis=0)"),
+        ("no LayerNorm", "return gamma * (x - mean) / ops.sqrt(variance + 1e-12) + beta", "return x"),
+        ("LayerNorm without gamma and beta", "return gamma * (x - mean) / ops.sqrt(variance + 1e-12) + beta",
+         "return (x - mean) / ops.sqrt(variance + 1e-12)"),
+        ("LayerNorm over the sequence axis",
+         "ops.mean(x, axis=-1, keepdims=True)\n    variance = ops.var(x, axis=-1, keepdims=True)",
+         "ops.mean(x, axis=1, keepdims=True)\n    variance = ops.var(x, axis=1, keepdims=True)"),
+        ("Keras' default epsilon 1e-3", "variance + 1e-12", "variance + 1e-3"),
+        ("divided by the variance instead of the standard deviation", "ops.sqrt(variance + 1e-12)",
+         "(variance + 1e-12)"),
+    ],
+    "classify_from_cls": [
+        ("mean over positions instead of [CLS]", "sequence_output[:, 0, :]", "ops.mean(sequence_output, axis=1)"),
+        ("last position instead of [CLS]", "sequence_output[:, 0, :]", "sequence_output[:, -1, :]"),
+        ("first example instead of the first position", "sequence_output[:, 0, :]", "sequence_output[0]"),
+        ("logits returned, no softmax", "ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1)",
+         "ops.matmul(cls_vector, kernel) + bias"),
+        ("softmax over the batch axis", "bias, axis=-1)", "bias, axis=0)"),
+        ("sigmoid instead of softmax", "ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1)",
+         "ops.sigmoid(ops.matmul(cls_vector, kernel) + bias)"),
+        ("bias left out", " + bias, axis=-1)", ", axis=-1)"),
+    ],
+}
+
+CORRECT = {
+    "corrupt": {
+        "numpy select and choose": '''
+def corrupt(token_ids, selected, draws, random_ids, mask_token_id):
+    kind = np.select([~np.asarray(selected), draws < 0.8, draws < 0.9], [0, 1, 2], default=0)
+    return np.choose(kind, [token_ids, np.full_like(token_ids, mask_token_id), random_ids])
+''',
+        "a Python loop over every position": '''
+def corrupt(token_ids, selected, draws, random_ids, mask_token_id):
+    corrupted = np.array(token_ids)
+    for b in range(corrupted.shape[0]):
+        for t in range(corrupted.shape[1]):
+            if not selected[b, t]:
+                continue
+            if draws[b, t] < 0.8:
+                corrupted[b, t] = mask_token_id
+            elif draws[b, t] < 0.9:
+                corrupted[b, t] = random_ids[b, t]
+    return corrupted
+''',
+        "integer arithmetic on 0/1 indicators": '''
+def corrupt(token_ids, selected, draws, random_ids, mask_token_id):
+    chosen = ops.cast(selected, "int32")
+    to_mask = chosen * ops.cast(draws < 0.8, "int32")
+    to_random = chosen * ops.cast(draws >= 0.8, "int32") * ops.cast(draws < 0.9, "int32")
+    keep = 1 - to_mask - to_random
+    return keep * token_ids + to_mask * mask_token_id + to_random * random_ids
+''',
+    },
+    "masked_lm_loss": {
+        "log_softmax and take_along_axis": '''
+def masked_lm_loss(logits, labels, weights):
+    log_probs = ops.log_softmax(logits, axis=-1)
+    picked = ops.take_along_axis(log_probs, ops.expand_dims(ops.cast(labels, "int32"), -1), axis=-1)[..., 0]
+    return -ops.sum(picked * weights) / ops.sum(weights)
+''',
+        "one-hot labels and a boolean selection of the real slots": '''
+def masked_lm_loss(logits, labels, weights):
+    one_hot = ops.one_hot(labels, ops.shape(logits)[-1])
+    losses = -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)
+    real = ops.convert_to_numpy(weights) > 0
+    return np.mean(ops.convert_to_numpy(losses)[real])
+''',
+        "Keras' loss object with the weighted-mean reduction": '''
+def masked_lm_loss(logits, labels, weights):
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    return loss(labels, logits, sample_weight=weights)
+''',
+    },
+    "bert_embeddings": {
+        "numpy indexing and a Keras LayerNormalization": '''
+def bert_embeddings(token_ids, segment_ids, token_table, position_table, segment_table, gamma, beta):
+    x = token_table[token_ids] + position_table[: token_ids.shape[1]] + segment_table[segment_ids]
+    norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    norm.build(x.shape)
+    norm.set_weights([gamma, beta])
+    return norm(x)
+''',
+        "one-hot matmuls and ops.moments": '''
+def bert_embeddings(token_ids, segment_ids, token_table, position_table, segment_table, gamma, beta):
+    length = token_ids.shape[1]
+    x = (ops.matmul(ops.one_hot(token_ids, token_table.shape[0]), token_table)
+         + ops.slice(position_table, (0, 0), (length, position_table.shape[1]))
+         + ops.matmul(ops.one_hot(segment_ids, segment_table.shape[0]), segment_table))
+    mean, variance = ops.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + 1e-12) * gamma + beta
+''',
+    },
+    "classify_from_cls": {
+        "einsum and a hand-written stable softmax": '''
+def classify_from_cls(sequence_output, kernel, bias):
+    logits = ops.einsum("bh,hc->bc", sequence_output[:, 0], kernel) + bias
+    exp = ops.exp(logits - ops.max(logits, axis=1, keepdims=True))
+    return exp / ops.sum(exp, axis=1, keepdims=True)
+''',
+        "a Keras Dense softmax layer given the weights": '''
+def classify_from_cls(sequence_output, kernel, bias):
+    layer = keras.layers.Dense(kernel.shape[1], activation="softmax")
+    layer.build((None, kernel.shape[0]))
+    layer.set_weights([kernel, bias])
+    return layer(sequence_output[:, 0, :])
+''',
+        "a numpy loop over the examples": '''
+def classify_from_cls(sequence_output, kernel, bias):
+    rows = []
+    for hidden in np.asarray(sequence_output, "float64"):
+        logits = hidden[0] @ kernel + bias
+        rows.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
+    return np.array(rows, "float32")
+''',
+    },
+}

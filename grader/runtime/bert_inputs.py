@@ -1,0 +1,73 @@
+"""Graded inputs of the BERT assignment (drawn fresh from a seed at grading time)."""
+
+import numpy as np
+
+FIRST_WORD_ID = 5  # ids 0-4 are [PAD], [UNK], [CLS], [SEP], [MASK]
+
+
+def _uniform_away_from(rng, shape, edges, margin=0.01):
+    """Uniform draws in [0, 1) never within `margin` of an edge (float32 rounding stays moot)."""
+    draws = rng.random(shape)
+    for edge in edges:
+        close = np.abs(draws - edge) < margin
+        draws[close] = edge + np.where(draws[close] < edge, -2, 2) * margin
+    return draws.astype("float32")
+
+
+def corruption(rng):
+    batch, length, vocabulary = 3, int(rng.integers(12, 21)), int(rng.integers(30, 60))
+    token_ids = rng.integers(FIRST_WORD_ID, vocabulary, size=(batch, length))
+    selected = rng.random((batch, length)) < 0.5
+    selected[0, 1:4] = True
+    draws = _uniform_away_from(rng, (batch, length), (0.8, 0.9))
+    # Every kind of corruption happens at least once: a [MASK], a random token, a kept token.
+    rows, columns = np.nonzero(selected)
+    for i, draw in enumerate((0.3, 0.85, 0.95)):
+        draws[rows[i], columns[i]] = draw
+    # A random replacement never equals the original token, so "random" and "kept" differ.
+    offset = rng.integers(1, vocabulary - FIRST_WORD_ID, size=(batch, length))
+    random_ids = FIRST_WORD_ID + (token_ids - FIRST_WORD_ID + offset) % (vocabulary - FIRST_WORD_ID)
+    return [dict(token_ids=token_ids.astype("int32"), selected=selected, draws=draws,
+                 random_ids=random_ids.astype("int32"), mask_token_id=int(rng.integers(1, 5)))]
+
+
+def masked_lm_loss(rng):
+    batch, predictions, vocabulary = 3, int(rng.integers(4, 7)), int(rng.integers(7, 12))
+    logits = (2 * rng.standard_normal((batch, predictions, vocabulary))).astype("float32")
+    counts = rng.integers(1, predictions, size=batch)  # every row has padding slots
+    counts[0] = predictions - 2
+    weights = (np.arange(predictions)[None, :] < counts[:, None]).astype("float32")
+    labels = rng.integers(0, vocabulary, size=(batch, predictions)) * weights.astype("int64")
+    return [dict(logits=logits, labels=labels.astype("int32"), weights=weights)]
+
+
+def embeddings(rng):
+    # Width, length and table sizes all differ, so no axis mix-up goes unseen.
+    batch, length, width = 2, int(rng.integers(5, 9)), int(rng.choice([6, 10]))
+    vocabulary, max_length = int(rng.integers(20, 40)), int(rng.integers(12, 16))
+    table = lambda rows: (0.2 * rng.standard_normal((rows, width))).astype("float32")
+    segment_ids = (np.arange(length)[None, :] >= rng.integers(2, length - 1, size=(batch, 1)))
+    return [dict(token_ids=rng.integers(0, vocabulary, size=(batch, length)).astype("int32"),
+                 segment_ids=segment_ids.astype("int32"),
+                 token_table=table(vocabulary), position_table=table(max_length),
+                 segment_table=table(2),
+                 gamma=(1 + 0.5 * rng.standard_normal(width)).astype("float32"),
+                 beta=(0.5 * rng.standard_normal(width)).astype("float32"))]
+
+
+def classification_head(rng):
+    width, classes = int(rng.choice([5, 8])), 3
+    calls = []
+    for batch, length in ((4, int(rng.integers(5, 8))), (1, 3)):
+        calls.append(dict(sequence_output=rng.standard_normal((batch, length, width)).astype("float32"),
+                          kernel=rng.standard_normal((width, classes)).astype("float32"),
+                          bias=rng.standard_normal(classes).astype("float32")))
+    return calls
+
+
+CASES = {
+    "bert.corruption": corruption,
+    "bert.masked_lm_loss": masked_lm_loss,
+    "bert.embeddings": embeddings,
+    "bert.classification_head": classification_head,
+}
