@@ -1,0 +1,134 @@
+"""Plausible student bugs and alternative correct solutions for the ELMo assignment.
+
+BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
+CORRECT: graded function -> {how it differs: a whole correct definition}.
+`tests/test_assignment_mutants.py` proves every bug loses points and every
+alternative gets full marks (see grader/mutation.py).
+"""
+
+BUGS = {
+    "highway": [
+        ("gate and carry swapped", "gate * transform + (1.0 - gate) * x", "(1.0 - gate) * transform + gate * x"),
+        ("no relu on the transform", "ops.relu(ops.matmul(x, transform_kernel) + transform_bias)",
+         "ops.matmul(x, transform_kernel) + transform_bias"),
+        ("gate kernel used transposed", "ops.matmul(x, gate_kernel)", "ops.matmul(x, ops.transpose(gate_kernel))"),
+        ("gate bias left out", "ops.matmul(x, gate_kernel) + gate_bias", "ops.matmul(x, gate_kernel)"),
+        ("tanh gate instead of sigmoid", "ops.sigmoid(", "ops.tanh("),
+        ("plain residual, no gate", "return gate * transform + (1.0 - gate) * x", "return transform + x"),
+        ("gate computed from the transform instead of the input", "ops.matmul(x, gate_kernel)",
+         "ops.matmul(transform, gate_kernel)"),
+    ],
+    "character_cnn": [
+        ("mean over positions instead of max", "ops.max(filter_outputs, axis=1)", "ops.mean(filter_outputs, axis=1)"),
+        ("no relu", "ops.relu(filter_outputs + bias)", "filter_outputs + bias"),
+        ("max over the filters instead of the positions", "ops.max(filter_outputs, axis=1)",
+         "ops.max(filter_outputs, axis=-1)"),
+        ("kernel flipped (a true convolution)", "ops.conv(embedded_characters, kernel,",
+         "ops.conv(embedded_characters, ops.flip(kernel, axis=0),"),
+        ("bias left out", "ops.relu(filter_outputs + bias)", "ops.relu(filter_outputs)"),
+        ("sum over positions instead of max", "ops.max(filter_outputs, axis=1)", "ops.sum(filter_outputs, axis=1)"),
+        ("only the first window kept", "ops.max(filter_outputs, axis=1)", "filter_outputs[:, 0]"),
+    ],
+    "scalar_mix": [
+        ("no softmax on the layer weights", "weights = ops.softmax(layer_weights)", "weights = layer_weights"),
+        ("gamma left out", "return gamma * ops.einsum", "return ops.einsum"),
+        ("token layer zero-padded instead of duplicated",
+         "ops.concatenate([token_vectors, token_vectors], axis=-1)",
+         "ops.concatenate([token_vectors, ops.zeros_like(token_vectors)], axis=-1)"),
+        ("[backward; forward] instead of [forward; backward]",
+         "ops.concatenate([forward_layers, backward_layers], axis=-1)",
+         "ops.concatenate([backward_layers, forward_layers], axis=-1)"),
+        ("weights divided by their sum instead of a softmax", "ops.softmax(layer_weights)",
+         "layer_weights / ops.sum(layer_weights)"),
+        ("layer weights ignored (a plain mean)", "ops.softmax(layer_weights)",
+         "ops.softmax(ops.zeros_like(layer_weights))"),
+        ("token layer left out", "ops.concatenate([token_layer[:, None], lstm_layers], axis=1)", "lstm_layers"),
+    ],
+    "language_model_targets": [
+        ("directions swapped", "return forward, backward, forward_weights, backward_weights",
+         "return backward, forward, backward_weights, forward_weights"),
+        ("padding positions still predict the word before them",
+         "    backward = backward * ops.cast(word_ids != 0, backward.dtype)\n", ""),
+        ("targets wrapped around (roll)", "ops.concatenate([word_ids[:, 1:], padding], axis=1)",
+         "ops.roll(word_ids, -1, axis=1)"),
+        ("weights from the inputs instead of the targets", 'ops.cast(forward != 0, "float32")',
+         'ops.cast(word_ids != 0, "float32")'),
+        ("forward LM predicts the word it reads", "ops.concatenate([word_ids[:, 1:], padding], axis=1)",
+         "word_ids"),
+        ("every position weighted", 'ops.cast(backward != 0, "float32")', 'ops.ones_like(backward, "float32")'),
+    ],
+}
+
+CORRECT = {
+    "highway": {
+        "numpy with a hand-written sigmoid": '''
+def highway(x, transform_kernel, transform_bias, gate_kernel, gate_bias):
+    transform = np.maximum(x @ transform_kernel + transform_bias, 0.0)
+    gate = 1.0 / (1.0 + np.exp(-(x @ gate_kernel + gate_bias)))
+    return gate * transform + (1.0 - gate) * x
+''',
+        "einsum and the form x + g * (t - x)": '''
+def highway(x, transform_kernel, transform_bias, gate_kernel, gate_bias):
+    transform = ops.maximum(ops.einsum("...i,io->...o", x, transform_kernel) + transform_bias, 0.0)
+    gate = ops.sigmoid(ops.einsum("...i,io->...o", x, gate_kernel) + gate_bias)
+    return x + gate * (transform - x)
+''',
+    },
+    "character_cnn": {
+        "a loop over windows with einsum, relu after the max": '''
+def character_cnn(embedded_characters, kernel, bias):
+    width = kernel.shape[0]
+    positions = embedded_characters.shape[1] - width + 1
+    scores = [ops.einsum("nwc,wcf->nf", embedded_characters[:, p:p + width], kernel) + bias
+              for p in range(positions)]
+    return ops.relu(ops.max(ops.stack(scores, axis=1), axis=1))
+''',
+        "numpy sliding windows": '''
+def character_cnn(embedded_characters, kernel, bias):
+    windows = np.lib.stride_tricks.sliding_window_view(embedded_characters, kernel.shape[0], axis=1)
+    scores = np.einsum("npcw,wcf->npf", windows, kernel) + bias
+    return np.maximum(scores, 0.0).max(axis=1)
+''',
+        "a sum of shifted matmuls, one per kernel row": '''
+def character_cnn(embedded_characters, kernel, bias):
+    width, length = kernel.shape[0], embedded_characters.shape[1]
+    scores = sum(ops.matmul(embedded_characters[:, k:length - width + 1 + k], kernel[k])
+                 for k in range(width))
+    return ops.max(ops.maximum(scores + bias, 0.0), axis=1)
+''',
+    },
+    "scalar_mix": {
+        "a loop over layers in numpy with a hand-written softmax": '''
+def scalar_mix(token_vectors, forward_layers, backward_layers, layer_weights, gamma):
+    s = np.exp(layer_weights - np.max(layer_weights))
+    s = s / s.sum()
+    mixed = s[0] * np.concatenate([token_vectors, token_vectors], axis=-1)
+    for j in range(forward_layers.shape[1]):
+        mixed = mixed + s[j + 1] * np.concatenate([forward_layers[:, j], backward_layers[:, j]], axis=-1)
+    return gamma * mixed
+''',
+        "stack and a broadcast weighted sum": '''
+def scalar_mix(token_vectors, forward_layers, backward_layers, layer_weights, gamma):
+    layers = [ops.concatenate([token_vectors, token_vectors], -1)]
+    layers += [ops.concatenate([forward_layers[:, j], backward_layers[:, j]], -1)
+               for j in range(forward_layers.shape[1])]
+    weights = ops.reshape(ops.softmax(layer_weights), (1, -1, 1, 1))
+    return ops.sum(gamma * weights * ops.stack(layers, axis=1), axis=1)
+''',
+    },
+    "language_model_targets": {
+        "numpy slicing": '''
+def language_model_targets(word_ids):
+    forward, backward = np.zeros_like(word_ids), np.zeros_like(word_ids)
+    forward[:, :-1] = word_ids[:, 1:]
+    backward[:, 1:] = np.where(word_ids[:, 1:] > 0, word_ids[:, :-1], 0)
+    return forward, backward, (forward > 0).astype("float32"), (backward > 0).astype("float32")
+''',
+        "ops.pad and ops.where": '''
+def language_model_targets(word_ids):
+    forward = ops.pad(word_ids[:, 1:], [[0, 0], [0, 1]])
+    backward = ops.where(word_ids == 0, 0, ops.pad(word_ids[:, :-1], [[0, 0], [1, 0]]))
+    return (forward, backward, ops.where(forward == 0, 0.0, 1.0), ops.where(backward == 0, 0.0, 1.0))
+''',
+    },
+}

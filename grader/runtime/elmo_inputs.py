@@ -1,0 +1,86 @@
+"""Graded inputs of the ELMo assignment (drawn fresh from a seed at grading time)."""
+
+import numpy as np
+
+CHARACTERS_PER_TOKEN = 50
+# Character ids as ELMo stores them (bilm-tf's + 1): bytes 1..256, markers above.
+BEGIN_WORD, END_WORD, PADDING = 259, 260, 261
+
+
+def _normal(rng, *shape, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype("float32")
+
+
+def highway(rng):
+    # A square layer: a transposed kernel still runs, so it must change the output.
+    width = int(rng.integers(5, 10))
+    return [dict(x=_normal(rng, 2, int(rng.integers(3, 6)), width),
+                 transform_kernel=_normal(rng, width, width, scale=0.5),
+                 transform_bias=_normal(rng, width, scale=0.5),
+                 gate_kernel=_normal(rng, width, width, scale=0.5),
+                 gate_bias=(-2.0 + _normal(rng, width, scale=0.5)).astype("float32"))]
+
+
+def _embedded_words(rng, count, character_dim):
+    """[count, 50, c]: words of random bytes between markers, then padding, looked up in a table."""
+    table = _normal(rng, 262, character_dim)
+    ids = np.full((count, CHARACTERS_PER_TOKEN), PADDING)
+    for row, length in enumerate(rng.integers(1, 12, size=count)):
+        ids[row, : length + 2] = [BEGIN_WORD, *rng.integers(98, 123, size=length), END_WORD]
+    return table[ids]
+
+
+def _convolution(rng, width, character_dim, count):
+    bias = _normal(rng, count, scale=0.5)
+    bias[0] = -100.0  # a filter that never fires: its pooled value is relu's 0
+    return dict(kernel=_normal(rng, width, character_dim, count, scale=0.5), bias=bias)
+
+
+def character_cnn(rng):
+    character_dim = int(rng.choice([3, 4, 5]))
+    return [dict(embedded_characters=_embedded_words(rng, 6, character_dim),
+                 **_convolution(rng, width, character_dim, int(rng.integers(4, 8))))
+            for width in (int(rng.integers(2, 5)), int(rng.integers(5, 8)))]
+
+
+def _layers(rng, batch, num_lstm_layers, length, width):
+    return dict(token_vectors=_normal(rng, batch, length, width),
+                forward_layers=_normal(rng, batch, num_lstm_layers, length, width),
+                backward_layers=_normal(rng, batch, num_lstm_layers, length, width))
+
+
+def scalar_mix_even(rng):
+    """The mix a task starts from: weights zero (an even mix), gamma one."""
+    layers = _layers(rng, 2, 2, int(rng.integers(3, 6)), int(rng.integers(3, 6)))
+    return [dict(**layers, layer_weights=np.zeros(3, "float32"), gamma=np.float32(1.0))]
+
+
+def scalar_mix_learned(rng):
+    calls = []
+    for num_lstm_layers in (2, int(rng.choice([1, 3]))):
+        layers = _layers(rng, 2, num_lstm_layers, int(rng.integers(3, 6)), int(rng.integers(3, 6)))
+        weights = _normal(rng, num_lstm_layers + 1)
+        weights[0] += 1.5  # a sum that is never near zero, and far from an even mix
+        calls.append(dict(**layers, layer_weights=weights,
+                          gamma=np.float32(rng.uniform(0.3, 3.0))))
+    return calls
+
+
+def language_model_targets(rng):
+    """Word ids [B, T] as a batch holds them: <S>=2 ... </S>=3, then padding 0."""
+    batch, length = 4, int(rng.integers(6, 10))
+    lengths = rng.integers(3, length + 1, size=batch)
+    lengths[0], lengths[1] = length, int(rng.integers(3, length - 1))  # one full row, one padded
+    ids = np.zeros((batch, length), "int32")
+    for row, n in enumerate(lengths):
+        ids[row, :n] = [2, *rng.integers(4, 50, size=n - 2), 3]
+    return [dict(word_ids=ids)]
+
+
+CASES = {
+    "elmo.highway": highway,
+    "elmo.character_cnn": character_cnn,
+    "elmo.scalar_mix_even": scalar_mix_even,
+    "elmo.scalar_mix_learned": scalar_mix_learned,
+    "elmo.language_model_targets": language_model_targets,
+}
