@@ -74,12 +74,15 @@ def albert_parameter_counts(**sizes):
     return tuple(np.array(n, "int64") for n in (embedding, encoder, backbone.count_params()))
 
 
-def _adjusted(sizes_change=None, embedding=0, encoder_factor=None, pooler=True):
+def _adjusted(sizes_change=None, embedding=0, encoder_factor=None, block=lambda s: 0,
+              pooler=True):
+    """The reference counts for changed sizes, with the embedding and each block off by the bug."""
     def buggy(**sizes):
         changed = {**sizes, **(sizes_change(sizes) if sizes_change else {})}
         e, enc, total = (int(n) for n in albert_parameter_counts(**changed))
         h = sizes["hidden_dim"]
         extra_embedding = embedding(sizes) if callable(embedding) else embedding
+        enc += sizes["num_groups"] * block(sizes)
         new_encoder = enc * encoder_factor(sizes) if encoder_factor else enc
         new_total = e + extra_embedding + new_encoder + (h * h + h if pooler else 0)
         return tuple(np.array(n, "int64") for n in (e + extra_embedding, new_encoder, new_total))
@@ -95,7 +98,13 @@ COUNT_BUGS = {
         _adjusted(embedding=lambda s: s["vocabulary_size"] * (s["hidden_dim"] - s["embedding_dim"])),
     "embedding projection E->H left out": _adjusted(embedding=lambda s: -(s["embedding_dim"] + 1)
                                                     * s["hidden_dim"]),
+    "projection bias left out": _adjusted(embedding=lambda s: -s["hidden_dim"]),
     "pooler left out of the total": _adjusted(pooler=False),
+    "one LayerNorm per block instead of two": _adjusted(block=lambda s: -2 * s["hidden_dim"]),
+    "three attention projections (the output projection forgotten)":
+        _adjusted(block=lambda s: -(s["hidden_dim"] + 1) * s["hidden_dim"]),
+    "feed-forward biases left out":
+        _adjusted(block=lambda s: -(s["hidden_dim"] + s["intermediate_dim"])),
     "no position or segment tables":
         _adjusted(embedding=lambda s: -(s["max_sequence_length"] + 2) * s["embedding_dim"]),
 }
@@ -167,13 +176,12 @@ def _masked_positions(token_ids, positions, weights):
 
 
 LABEL_BUGS = {
-    "every masked position labelled replaced, even where the generator guessed right":
+    "every masked position labelled replaced, even where the generator guessed right "
+    "(or the samples compared with the [MASK] input instead of the original tokens)":
         _labels_bug(_right_corruption,
                     lambda ids, corrupted, original, positions, weights: _masked_positions(ids, positions, weights)),
     "labels inverted (1 = original)":
         _labels_bug(_right_corruption, lambda ids, corrupted, original, *_: corrupted == original),
-    "compared with the masked input ([MASK]) instead of the original tokens":
-        _labels_bug(_right_corruption, lambda ids, corrupted, original, *_: corrupted != ids),
     "padding slots of the prediction list written too (position 0 overwritten)":
         _labels_bug(lambda ids, positions, sampled, original_ids, weights:
                     _scatter(ids, positions, sampled, np.ones_like(weights)),
@@ -207,6 +215,8 @@ RTD_BUGS = {
         _rtd_bug(reduce=lambda losses, mask: ((losses * mask).sum(1) / mask.sum(1)).mean()),
     "real-token sum divided by the number of sequences":
         _rtd_bug(reduce=lambda losses, mask: (losses * mask).sum() / len(mask)),
+    "squared error of the probabilities instead of cross-entropy":
+        _rtd_bug(token_losses=lambda logits, labels: (1 / (1 + np.exp(-logits.astype("float64"))) - labels) ** 2),
     "sign of the logits flipped (sigmoid(-x))":
         _rtd_bug(token_losses=lambda logits, labels: _bce(-logits, labels)),
 }
