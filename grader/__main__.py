@@ -18,10 +18,16 @@ def main(argv=None):
         command = commands.add_parser(name, help=text)
         command.add_argument("course")
         command.add_argument("assignment")
-    collect = commands.add_parser("collect", help="copy INBOX/<student>/*.ipynb into submitted/")
+    collect = commands.add_parser(
+        "collect", help="copy INBOX/<student>/*.ipynb, or LMS zip downloads (--zip), into submitted/")
     collect.add_argument("course")
     collect.add_argument("assignment")
-    collect.add_argument("inbox")
+    collect.add_argument("inbox", nargs="?", help="a folder of <student>/<notebook>.ipynb")
+    collect.add_argument("--zip", metavar="ARCHIVE", help="an LMS download (.zip) or a folder of them, "
+                         "collected with nbgrader zip_collect")
+    collect.add_argument("--pattern", default=course.CANVAS_PATTERN,
+                         help="regular expression with (?P<student_id>...) and (?P<file_id>...) for "
+                         "the file names in the archive (default: Canvas's naming)")
     grade = commands.add_parser("autograde", help="grade every submission in the sandbox")
     grade.add_argument("course")
     grade.add_argument("assignment")
@@ -36,7 +42,21 @@ def main(argv=None):
     elif args.command == "release":
         print(course.release(args.course, args.assignment))
     elif args.command == "collect":
-        print("\n".join(course.collect(args.course, args.assignment, args.inbox)))
+        if (args.inbox is None) == (args.zip is None):
+            parser.error("collect takes either INBOX or --zip ARCHIVE")
+        if args.inbox:
+            print("\n".join(course.collect(args.course, args.assignment, args.inbox)))
+            return
+        try:
+            students, warnings = course.collect_zip(args.course, args.assignment, args.zip, args.pattern)
+        except course.CollectError as error:
+            sys.exit(f"error: {error}")
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if not students:
+            sys.exit(f"error: no submission in {args.zip} matched the file name pattern "
+                     f"{args.pattern!r} and a released notebook; nothing was collected")
+        print("\n".join(students))
     elif args.command == "autograde":
         try:
             course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,

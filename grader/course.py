@@ -1,6 +1,8 @@
 """Course directory commands over nbgrader's layout and gradebook."""
 
+import contextlib
 import ctypes
+import datetime
 import json
 import multiprocessing
 import os
@@ -8,11 +10,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 
 import numpy as np
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from grader import sandbox, submission
@@ -35,6 +40,24 @@ c.Execute.timeout = 300
 
 def db_url(course):
     return "sqlite:///" + os.path.join(os.path.abspath(course), "gradebook.db")
+
+
+@contextlib.contextmanager
+def gradebook(course):
+    """nbgrader's Gradebook for `course`, without its SQLAlchemy autoflush warnings.
+
+    Gradebook.add_submission builds SubmittedAssignment/SubmittedNotebook
+    objects before adding them to the session, so SQLAlchemy warns "Object of
+    type <...> not in session" once per object: a wall of text about
+    nbgrader's internals, not about the grades (the rows are written
+    correctly). Only exactly that warning is silenced; errors and other
+    warnings still show.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session",
+                                category=SAWarning)
+        with Gradebook(db_url(course)) as gb:
+            yield gb
 
 
 def write_public_checks(assignment_dir, case_ids):
@@ -105,7 +128,7 @@ def release(course, assignment):
 def collect(course, assignment, inbox):
     """Copy `inbox/<student>/*.ipynb` into submitted/<student>/<assignment>/ and register students."""
     students = []
-    with Gradebook(db_url(course)) as gb:
+    with gradebook(course) as gb:
         for student in sorted(os.listdir(inbox)):
             source = os.path.join(inbox, student)
             if not os.path.isdir(source):
@@ -117,11 +140,91 @@ def collect(course, assignment, inbox):
     return students
 
 
+# Canvas "Download Submissions" names each file
+# <sortable name, lower case, no punctuation>_[LATE_]<user id>_<submission id>_<uploaded name>,
+# and a re-upload as <name>-1.ipynb: e.g. doejane_LATE_12345_678901_attention-1.ipynb is
+# doejane's attention.ipynb. nbgrader matches the pattern against the extracted file's
+# whole path, hence the leading (?:.*/)?.
+CANVAS_PATTERN = (r"(?:.*/)?(?P<student_id>[^/_]+)_(?:LATE_)?\d+_\d+_"
+                  r"(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")
+
+
+class CollectError(ValueError):
+    """An LMS download that cannot be collected; nothing was changed."""
+
+
+def lms_archives(source):
+    """The zip files to collect: `source` itself, or every *.zip in the folder `source`."""
+    if os.path.isdir(source):
+        archives = sorted(os.path.join(source, n) for n in os.listdir(source) if n.endswith(".zip"))
+        if not archives:
+            raise CollectError(f"{source} holds no .zip files; put the LMS downloads there")
+    elif os.path.isfile(source):
+        archives = [source]
+    else:
+        raise CollectError(f"{source} does not exist")
+    for archive in archives:
+        if not archive.endswith(".zip") or not zipfile.is_zipfile(archive):
+            raise CollectError(f"{archive} is not a zip archive; download the submissions "
+                               "from the LMS again (one .zip holding the notebooks)")
+        with zipfile.ZipFile(archive) as zf:
+            if not any(n.endswith((".ipynb", ".zip")) for n in zf.namelist()):
+                raise CollectError(f"{archive} holds no notebooks (.ipynb); is it the download "
+                                   "of this assignment's submissions?")
+    return archives
+
+
+def collect_zip(course, assignment, source, pattern=CANVAS_PATTERN):
+    """Collect LMS zip downloads with nbgrader's `zip_collect`; returns (students, warnings).
+
+    Every archive is checked before anything is copied. The archives are kept
+    under downloaded/<run>/<assignment>/archive/, one folder per run, so earlier
+    downloads stay. A student found in the download gets their submission
+    replaced by it (an LMS download holds each student's latest); other
+    students' submissions are not touched. Files whose name does not match
+    `pattern` or no released notebook are skipped with a warning.
+    """
+    course = os.path.abspath(course)
+    archives = lms_archives(source)
+    run = "downloaded/" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    archive_dir = os.path.join(course, run, assignment, "archive")
+    os.makedirs(archive_dir)
+    for archive in archives:
+        shutil.copy(archive, archive_dir)
+    before = submitted_files(course, assignment)
+    # --strict skips notebooks whose name is not a released one instead of
+    # replacing a student's valid submission with them; --force lets a newer
+    # download replace a student's earlier one.
+    result = nbgrader(course, "zip_collect", assignment, "--strict", "--force",
+                      f"--ZipCollectApp.downloaded_directory={run}",
+                      f"--FileNameCollectorPlugin.named_regexp={pattern}")
+    changed = submitted_files(course, assignment).items() - before.items()
+    students = sorted({student for student, _ in (key for key, _ in changed)})
+    with gradebook(course) as gb:
+        for student in students:
+            gb.update_or_create_student(student)
+    warnings_seen = [line.split("WARNING]", 1)[1].strip() for line in result.stderr.splitlines()
+                     if "WARNING]" in line and "Skipped" in line]
+    return students, warnings_seen
+
+
+def submitted_files(course, assignment):
+    """{(student, file): (size, mtime)} of everything under submitted/*/<assignment>/."""
+    files = {}
+    submitted = os.path.join(course, "submitted")
+    for student in os.listdir(submitted) if os.path.isdir(submitted) else []:
+        directory = os.path.join(submitted, student, assignment)
+        for name in os.listdir(directory) if os.path.isdir(directory) else []:
+            status = os.stat(os.path.join(directory, name))
+            files[(student, name)] = (status.st_size, status.st_mtime_ns)
+    return files
+
+
 def trusted_notebooks(course, assignment):
     """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
     import nbformat
     notebooks = []
-    with Gradebook(db_url(course)) as gb:
+    with gradebook(course) as gb:
         for nb in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
             source = nbformat.read(os.path.join(course, "source", assignment, nb.name + ".ipynb"),
                                    as_version=4)
@@ -217,7 +320,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
 
 def record_grades(course, result):
     """Write one student's scores into nbgrader's gradebook (idempotent)."""
-    with Gradebook(db_url(course)) as gb:
+    with gradebook(course) as gb:
         gb.update_or_create_student(result["student"])
         try:
             gb.find_submission(result["assignment"], result["student"])
