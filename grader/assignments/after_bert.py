@@ -74,26 +74,21 @@ def albert_parameter_counts(**sizes):
     return tuple(np.array(n, "int64") for n in (embedding, encoder, backbone.count_params()))
 
 
-def _adjusted(sizes_change=None, embedding=0, encoder_factor=None, block=lambda s: 0,
-              pooler=True):
+def _adjusted(sizes_change=None, embedding=lambda s: 0, block=lambda s: 0, pooler=True):
     """The reference counts for changed sizes, with the embedding and each block off by the bug."""
     def buggy(**sizes):
         changed = {**sizes, **(sizes_change(sizes) if sizes_change else {})}
         e, enc, total = (int(n) for n in albert_parameter_counts(**changed))
-        h = sizes["hidden_dim"]
-        extra_embedding = embedding(sizes) if callable(embedding) else embedding
+        pooler_params = total - e - enc
+        e += embedding(sizes)
         enc += sizes["num_groups"] * block(sizes)
-        new_encoder = enc * encoder_factor(sizes) if encoder_factor else enc
-        new_total = e + extra_embedding + new_encoder + (h * h + h if pooler else 0)
-        return tuple(np.array(n, "int64") for n in (e + extra_embedding, new_encoder, new_total))
+        return tuple(np.array(n, "int64") for n in (e, enc, e + enc + pooler * pooler_params))
     return buggy
 
 
 COUNT_BUGS = {
     "a separate block for every layer (no cross-layer sharing)":
         _adjusted(lambda s: {"num_groups": s["num_layers"]}),
-    "each group counted num_layers // num_groups times":
-        _adjusted(encoder_factor=lambda s: s["num_layers"] // s["num_groups"]),
     "token table V*H, as in BERT, instead of V*E":
         _adjusted(embedding=lambda s: s["vocabulary_size"] * (s["hidden_dim"] - s["embedding_dim"])),
     "embedding projection E->H left out": _adjusted(embedding=lambda s: -(s["embedding_dim"] + 1)
