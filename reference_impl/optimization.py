@@ -55,7 +55,10 @@ def adamw(learning_rate=1e-3, weight_decay=0.01, warmup_steps=0, total_steps=Non
 
     gradient_accumulation_steps=k averages k micro-batch gradients before each
     update: with losses that are means over examples, k micro-batches of b
-    examples give exactly the update of one batch of k*b.
+    examples give exactly the update of one batch of k*b. Losses averaged over
+    tokens (MLM over masked positions, RTD over real tokens) match only when
+    every micro-batch has the same token count; otherwise weight each
+    micro-batch by its count (the after_bert assignment shows why).
     """
     if total_steps:
         learning_rate = WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
