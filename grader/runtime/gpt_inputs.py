@@ -75,8 +75,8 @@ def top_p_logits(rng):
 
 def sampling_draws(rng):
     calls = []
-    for temperature in (float(rng.choice([0.5, 0.7])), float(rng.choice([1.5, 2.0]))):
-        vocabulary_size, batch = int(rng.integers(6, 11)), 8
+    for temperature in (float(rng.choice([0.4, 0.5])), float(rng.choice([2.0, 2.5]))):
+        vocabulary_size, batch = int(rng.integers(6, 11)), 16
         counts = _count_distributions(rng, batch, vocabulary_size)
         calls.append(dict(logits=_logits_of(counts, temperature, rng), temperature=temperature,
                           uniform=_halfway(rng, counts.sum(axis=1))))
