@@ -3,6 +3,7 @@
 import contextlib
 import ctypes
 import datetime
+import hashlib
 import json
 import multiprocessing
 import os
@@ -128,6 +129,7 @@ def release(course, assignment):
 def collect(course, assignment, inbox):
     """Copy `inbox/<student>/*.ipynb` into submitted/<student>/<assignment>/ and register students."""
     students = []
+    before = submitted_files(course, assignment)
     with gradebook(course) as gb:
         for student in sorted(os.listdir(inbox)):
             source = os.path.join(inbox, student)
@@ -137,6 +139,7 @@ def collect(course, assignment, inbox):
             shutil.copytree(source, target, dirs_exist_ok=True)
             gb.update_or_create_student(student)
             students.append(student)
+    grade_again(course, assignment, changed_students(course, assignment, before))
     return students
 
 
@@ -198,25 +201,39 @@ def collect_zip(course, assignment, source, pattern=CANVAS_PATTERN):
     result = nbgrader(course, "zip_collect", assignment, "--strict", "--force",
                       f"--ZipCollectApp.downloaded_directory={run}",
                       f"--FileNameCollectorPlugin.named_regexp={pattern}")
-    changed = submitted_files(course, assignment).items() - before.items()
-    students = sorted({student for student, _ in (key for key, _ in changed)})
+    students = changed_students(course, assignment, before)
     with gradebook(course) as gb:
         for student in students:
             gb.update_or_create_student(student)
+    grade_again(course, assignment, students)
     warnings_seen = [line.split("WARNING]", 1)[1].strip() for line in result.stderr.splitlines()
                      if "WARNING]" in line and "Skipped" in line]
     return students, warnings_seen
 
 
+def changed_students(course, assignment, before):
+    """Students with a file added or changed under submitted/ since the snapshot `before`."""
+    changed = submitted_files(course, assignment).items() - before.items()
+    return sorted({student for (student, _), _ in changed})
+
+
+def grade_again(course, assignment, students):
+    """A new submission makes the student's result stale: remove it so autograde grades them again."""
+    for student in students:
+        stale = os.path.join(course, "autograded", student, assignment, submission.RESULT_FILE)
+        if os.path.isfile(stale):
+            os.remove(stale)
+
+
 def submitted_files(course, assignment):
-    """{(student, file): (size, mtime)} of everything under submitted/*/<assignment>/."""
+    """{(student, file): SHA-256 of its content} of everything under submitted/*/<assignment>/."""
     files = {}
     submitted = os.path.join(course, "submitted")
     for student in os.listdir(submitted) if os.path.isdir(submitted) else []:
         directory = os.path.join(submitted, student, assignment)
         for name in os.listdir(directory) if os.path.isdir(directory) else []:
-            status = os.stat(os.path.join(directory, name))
-            files[(student, name)] = (status.st_size, status.st_mtime_ns)
+            with open(os.path.join(directory, name), "rb") as f:
+                files[(student, name)] = hashlib.file_digest(f, "sha256").hexdigest()
     return files
 
 
@@ -298,6 +315,9 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
             with open(done) as f:
                 results.append(json.load(f))
         else:
+            # Whatever a killed run left half-written (executed notebook,
+            # temporary files) goes; the submission is graded from scratch.
+            shutil.rmtree(job["autograded_dir"], ignore_errors=True)
             jobs.append(job)
     for result in results:
         record_grades(course, result)

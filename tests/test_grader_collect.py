@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from grader import course
+from grader import course, submission
 from grader.__main__ import main
 
 ASSIGNMENT = "attention"
@@ -69,8 +69,15 @@ def test_a_folder_of_downloads_replaces_only_the_students_in_it(released, capsys
     folder.mkdir()
     make_zip(folder / "section1.zip", {"doejane_12345_678902_attention-2.ipynb": with_marker(release_text, "jane v2")})
     make_zip(folder / "section2.zip", {"kimyu_777_888_attention.ipynb": with_marker(release_text, "yu")})
+    results = {student: os.path.join(path, "autograded", student, ASSIGNMENT, submission.RESULT_FILE)
+               for student in ("doejane", "smithbob")}
+    for result in results.values():  # as if both had been graded
+        os.makedirs(os.path.dirname(result))
+        open(result, "w").write("{}")
     main(["collect", path, ASSIGNMENT, "--zip", str(folder)])
     assert capsys.readouterr().out.split() == ["doejane", "kimyu"]
+    # doejane's new notebook is graded again by the next autograde; smithbob's result stays.
+    assert not os.path.exists(results["doejane"]) and os.path.exists(results["smithbob"])
     assert "jane v2" in submitted(path, "doejane") and "jane v1" not in submitted(path, "doejane")
     assert "yu" in submitted(path, "kimyu")
     assert "bob" in submitted(path, "smithbob")  # not in this download: kept
@@ -81,7 +88,7 @@ def test_custom_pattern(released, capsys):
     # Moodle's "Download all submissions": <Full Name>_<participant id>_assignsubmission_file_<name>
     archive = make_zip(root / "moodle.zip", {
         "Ada Lovelace_4242_assignsubmission_file_attention.ipynb": with_marker(release_text, "ada")})
-    pattern = r"(?:.*/)?(?P<first_name>\w+) (?P<last_name>\w+)_(?P<student_id>\d+)_assignsubmission_file_(?P<file_id>[^/]+)"
+    pattern = r"(?:.*/)?[^/]+_(?P<student_id>\d+)_assignsubmission_file_(?P<file_id>[^/]+)"  # as in the README
     main(["collect", path, ASSIGNMENT, "--zip", archive, "--pattern", pattern])
     assert capsys.readouterr().out.split() == ["4242"]
     assert "ada" in submitted(path, "4242")
