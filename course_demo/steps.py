@@ -140,12 +140,14 @@ def grading(state):
     grades = {}
     for result in results:
         student = result["student"]
-        lines = [case["message"] for nb in result["notebooks"].values()
-                 for cell in nb["cells"] for case in cell["cases"] if case["message"]]
+        cases = [case for nb in result["notebooks"].values() for cell in nb["cells"]
+                 for case in cell["cases"]]
+        lines = [case["message"] for case in cases]
         problems = [p for nb in result["notebooks"].values() for p in nb["problems"] + nb["events"]]
-        first = next((line for line in problems + lines), "all checks passed")
+        failed = [case["message"] for case in cases if not case["passed"]]
+        first = next((line for line in problems + failed), "all checks passed")
         table.add_row(student, submissions[student][1], f"{result['score']:g} / {result['max_score']:g}",
-                      first[:70])
+                      first[:90])
         grades[student] = {"score": result["score"], "max_score": result["max_score"],
                            "feedback": problems + lines}
     state["console"].print(table)
