@@ -201,12 +201,17 @@ def collect_zip(course, assignment, source, pattern=CANVAS_PATTERN):
     result = nbgrader(course, "zip_collect", assignment, "--strict", "--force",
                       f"--ZipCollectApp.downloaded_directory={run}",
                       f"--FileNameCollectorPlugin.named_regexp={pattern}")
-    students = changed_students(course, assignment, before)
+    log = result.stderr.splitlines()
+    # nbgrader logs "Copying to: submitted/<student>/<assignment>/<file>" per collected file.
+    submitted = os.path.join(course, "submitted") + os.sep
+    copied = [line.split("Copying to:", 1)[1].strip() for line in log if "Copying to:" in line]
+    students = sorted({path[len(submitted):].split(os.sep)[0] for path in copied
+                       if path.startswith(submitted)})
     with gradebook(course) as gb:
         for student in students:
             gb.update_or_create_student(student)
-    grade_again(course, assignment, students)
-    warnings_seen = [line.split("WARNING]", 1)[1].strip() for line in result.stderr.splitlines()
+    grade_again(course, assignment, changed_students(course, assignment, before))
+    warnings_seen = [line.split("WARNING]", 1)[1].strip() for line in log
                      if "WARNING]" in line and "Skipped" in line]
     return students, warnings_seen
 

@@ -81,6 +81,11 @@ def test_a_folder_of_downloads_replaces_only_the_students_in_it(released, capsys
     assert "jane v2" in submitted(path, "doejane") and "jane v1" not in submitted(path, "doejane")
     assert "yu" in submitted(path, "kimyu")
     assert "bob" in submitted(path, "smithbob")  # not in this download: kept
+    # The same download again: collected again, nothing changed, so nothing to grade again.
+    open(results["doejane"], "w").write("{}")
+    main(["collect", path, ASSIGNMENT, "--zip", str(folder)])
+    assert capsys.readouterr().out.split() == ["doejane", "kimyu"]
+    assert os.path.exists(results["doejane"]) and "jane v2" in submitted(path, "doejane")
 
 
 def test_custom_pattern(released, capsys):
