@@ -183,13 +183,18 @@ def plot_task_scores(frame):
 def plot_score_against_compute(frame):
     per_seed = frame.groupby(["submission_hash", "seed", "task"])["value"].mean().groupby(["submission_hash", "seed"]).mean()
     figure, axis = plt.subplots(figsize=(6, 4))
+    known = []
     for digest, values in per_seed.groupby(level=0):
         row = frame[frame.submission_hash == digest].iloc[0]
         if row["pretraining_flops"] is None or pd.isna(row["pretraining_flops"]):
             continue  # compute not known: no place on this axis
         flops = float(row["pretraining_flops"])
+        known.append(flops)
         axis.errorbar([flops], [values.mean()], yerr=[values.std() if len(values) > 1 else 0], fmt="o", capsize=4, label=row["submission"])
-    axis.set_xscale("symlog", linthresh=1e12)
+    # Log scale for pretrained models, with 0 (not pretrained) still on the axis.
+    positive = [flops for flops in known if flops > 0]
+    axis.set_xscale("symlog", linthresh=min(positive) / 10 if positive else 1.0)
+    axis.margins(x=0.15)
     axis.set_xlabel("pretraining compute (FLOPs; 0 = not pretrained)")
     axis.set_ylabel("mean task score (x100)")
     axis.set_title("Score against pretraining compute (error bars: std over seeds)")
