@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test install system-deps check-assignments clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. Install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
@@ -43,6 +43,10 @@ test: install
 	$(PYTEST)
 	# JAX rerun of the model tests; generation and ELMo (eager LSTMs) run under TensorFlow only, for time.
 	KERAS_BACKEND=jax $(PYTEST) -m backend --ignore=tests/test_generation.py --ignore=tests/models/test_elmo.py
+
+# Every assignment graded in the sandbox (source: full marks, release: zero), timed.
+check-assignments: install
+	$(BIN)/python -m benchmarks.grade_assignments
 
 clean:
 	rm -rf $(VENV) demo_output

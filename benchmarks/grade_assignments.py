@@ -1,9 +1,16 @@
-"""How long each assignment takes to grade in the sandbox, and that it grades right.
+"""Every assignment graded in the real sandbox: right grades, and how long it takes.
 
 For each assignment: set up a course, release it, and grade two submissions
 one at a time (one worker, so each notebook has the machine to itself): the
-source notebook (full marks expected) and the released stub (zero expected).
-Prints a table of scores and seconds spent in the sandbox per notebook.
+source notebook (full marks expected) and the released stub (zero expected,
+no crash). Prints a table of scores and seconds spent in the sandbox per
+notebook, and exits with status 1 naming any assignment that grades wrong.
+
+Each notebook runs its training demos in full, a few CPU-minutes for all five
+together, so this check is `make check-assignments`, run after editing a
+notebook, rather than part of `make test`; the tests check every assignment's
+grading in-process (tests/test_assignment_mutants.py) and the sandboxed
+workflow on the attention assignment (tests/test_grader_course.py).
 
 Usage: python -m benchmarks.grade_assignments [assignment ...]
 """
@@ -46,6 +53,7 @@ def main(argv=None):
                         f"{time.strftime('%Y-%m-%d')})")
     for column in ("assignment", "solution score", "solution s", "released score", "released s", "total s"):
         table.add_column(column, justify="left" if column == "assignment" else "right")
+    wrong = []
     for assignment in args.assignments:
         root = tempfile.mkdtemp(prefix=f"grade-{assignment}-", dir=os.path.expanduser("~"))
         try:
@@ -53,11 +61,16 @@ def main(argv=None):
         finally:
             shutil.rmtree(root, ignore_errors=True)
         solution, released = results["solution"], results["released"]
+        if not (0 < solution["score"] == solution["max_score"] and released["score"] == 0
+                and released["notebooks"][assignment]["cells"]):
+            wrong.append(assignment)
         table.add_row(assignment, f"{solution['score']:g} / {solution['max_score']:g}",
                       f"{solution['notebooks'][assignment]['seconds']:.0f}",
                       f"{released['score']:g} / {released['max_score']:g}",
                       f"{released['notebooks'][assignment]['seconds']:.0f}", f"{total:.0f}")
     Console().print(table)
+    if wrong:
+        raise SystemExit(f"graded wrong (source not full marks, or release not zero): {', '.join(wrong)}")
 
 
 if __name__ == "__main__":
