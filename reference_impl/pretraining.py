@@ -199,7 +199,9 @@ def compile_for_pretraining(model, optimizer=None, **optimizer_args):
     if type(model).compute_loss is not keras.Model.compute_loss:
         model.compile(optimizer=optimizer)
         return model
-    losses = {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-              for name in model.output}
+    # Mean over weighted targets: the masked-LM loss averages over the real
+    # predictions only (padded prediction slots weigh 0), as BERT's does.
+    losses = {name: keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="mean_with_sample_weight") for name in model.output}
     model.compile(optimizer=optimizer, loss=losses)
     return model
