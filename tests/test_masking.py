@@ -91,3 +91,18 @@ def test_full_sentence_packing_fills_rows_and_marks_document_boundaries():
     documents = [[[5] * 2], [[6] * 2]]
     packed = pack_sentences(documents, 10, start_id=1, end_id=2, pad_id=0, document_separator_id=3)
     assert list(packed["token_ids"][0][packed["padding_mask"][0] == 1]) == [1, 5, 5, 3, 6, 6, 2]
+
+
+def test_corrupt_applies_80_10_10_by_the_given_draws():
+    from reference_impl.masking import corrupt
+
+    token_ids = np.array([10, 11, 12, 13, 14, 15])
+    selected = np.array([True, True, True, True, False, False])
+    draws = np.array([0.0, 0.79, 0.85, 0.95, 0.1, 0.85])  # mask, mask, random, keep, unselected x2
+    random_ids = np.array([20, 21, 22, 23, 24, 25])
+    np.testing.assert_array_equal(corrupt(token_ids, selected, draws, random_ids, mask_token_id=3),
+                                  [3, 3, 22, 13, 14, 15])
+    # ELECTRA's setting: no random replacements, 85% [MASK].
+    np.testing.assert_array_equal(
+        corrupt(token_ids, selected, draws, random_ids, 3, mask_token_rate=0.85, random_token_rate=0.0),
+        [3, 3, 12, 13, 14, 15])
