@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -265,7 +266,7 @@ def trusted_notebooks(course, assignment):
     return notebooks
 
 
-def autograde_jobs(course, assignment, limits, unsafe):
+def autograde_jobs(course, assignment, limits, unsafe, work_dir):
     release_dir = os.path.join(course, "release", assignment)
     # Everything released beside the notebooks (runtime, public checks, small
     # data files) is copied into the kernel's scratch directory.
@@ -279,7 +280,7 @@ def autograde_jobs(course, assignment, limits, unsafe):
             yield {"student": student, "assignment": assignment, "submitted_dir": directory,
                    "autograded_dir": os.path.join(course, "autograded", student, assignment),
                    "notebooks": notebooks, "support_files": support,
-                   "limits": asdict(limits), "unsafe": unsafe}
+                   "limits": asdict(limits), "unsafe": unsafe, "work_dir": work_dir}
 
 
 _SLOT = {"value": 0}
@@ -295,6 +296,37 @@ def _take_slot(slots):
     """
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _SLOT["value"] = slots.get()
+
+
+RUN_DIR_PREFIX = "grader-run-"
+
+
+def _work_dir():
+    """A temporary directory for this grading run, named after the grader's pid.
+
+    Kernel sockets and captures live there. A grader killed with SIGKILL
+    cannot clean up, so each run first removes the directories of graders
+    that are no longer alive. The directory lets others through (the sandbox
+    user reaches its own sockets) but not list it.
+    """
+    temp = tempfile.gettempdir()
+    for name in os.listdir(temp):
+        pid = name[len(RUN_DIR_PREFIX):].split("-")[0]
+        if name.startswith(RUN_DIR_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(temp, name), ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
+    os.chmod(path, 0o711)
+    return path
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        pass
+    return True
 
 
 def _execute_in_worker(job):
@@ -313,8 +345,16 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     if not unsafe:
         sandbox.check_available()
     workers = workers or os.cpu_count() or 1
+    work_dir = _work_dir()
+    try:
+        return _autograde(course, assignment, workers, force, limits, unsafe, work_dir, progress)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _autograde(course, assignment, workers, force, limits, unsafe, work_dir, progress):
     jobs, results = [], []
-    for job in autograde_jobs(course, assignment, limits, unsafe):
+    for job in autograde_jobs(course, assignment, limits, unsafe, work_dir):
         done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
         if os.path.isfile(done) and not force:
             with open(done) as f:

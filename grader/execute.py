@@ -67,8 +67,8 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def _owned_dir(prefix, uid):
-    path = tempfile.mkdtemp(prefix=prefix)
+def _owned_dir(prefix, uid, work_dir):
+    path = tempfile.mkdtemp(prefix=prefix, dir=work_dir)
     if os.geteuid() == 0:
         os.chown(path, uid, uid)
     return path
@@ -110,23 +110,24 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
 
 
 def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(), slot=0,
-                 unsafe=False):
+                 unsafe=False, work_dir=None):
     """Execute `nb` (in place) in a fresh sandboxed kernel; captures land in `capture_dir`.
 
     `support_files` maps a file name in the kernel's working directory to a
     trusted host path (copies of the released files, never the student's).
+    Temporary files go under `work_dir` (the system's temporary directory by default).
     """
     uid = sandbox.sandbox_uid(slot)
-    runtime_dir = _owned_dir("grader-kernel-", uid)
+    runtime_dir = _owned_dir("kernel-", uid, work_dir)
     scratch = None
     execution = Execution()
     started = time.monotonic()
-    stderr_path = os.path.join(tempfile.mkdtemp(prefix="grader-stderr-"), "kernel.stderr")
+    stderr_path = os.path.join(tempfile.mkdtemp(prefix="stderr-", dir=work_dir), "kernel.stderr")
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
                                 connection_file=os.path.join(runtime_dir, "kernel.json"),
                                 unsafe=unsafe)
     if unsafe:
-        scratch = tempfile.mkdtemp(prefix="grader-unsafe-")
+        scratch = tempfile.mkdtemp(prefix="unsafe-", dir=work_dir)
         for name, path in support_files.items():
             shutil.copy(path, os.path.join(scratch, name))
         env = sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir)

@@ -122,14 +122,14 @@ def execute_submission(job):
         run = {"problems": problems, "events": [], "seconds": 0.0, "capture_dir": None, "seed": None}
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
-            run["capture_dir"] = tempfile.mkdtemp(prefix="grader-capture-")
+            run["capture_dir"] = tempfile.mkdtemp(prefix="capture-", dir=job["work_dir"])
             if os.geteuid() == 0:
                 os.chown(run["capture_dir"], sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
             run["seed"] = secrets.randbits(62)
             execution = execute.run_notebook(
                 nb, support_files=job["support_files"], seed=run["seed"],
                 capture_dir=run["capture_dir"], limits=sandbox.Limits(**job["limits"]),
-                slot=slot, unsafe=job["unsafe"])
+                slot=slot, unsafe=job["unsafe"], work_dir=job["work_dir"])
             run["events"], run["seconds"] = execution.events, execution.seconds
             nbformat.write(nb, os.path.join(job["autograded_dir"], name + ".ipynb"))
         runs[name] = run

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import nbformat
@@ -114,7 +115,10 @@ def mentioning(path):
 
 
 def kill_when(path, ready, timeout=300):
-    """Start the grader, SIGKILL its process group once `ready()`; nothing of it may survive."""
+    """Start the grader, SIGKILL its process group once `ready()`; nothing of it may survive.
+
+    Returns the killed grader's pid and how many processes it had.
+    """
     grader = start_grader(path)
     deadline = time.monotonic() + timeout
     while not ready() and grader.poll() is None and time.monotonic() < deadline:
@@ -127,7 +131,7 @@ def kill_when(path, ready, timeout=300):
     while (still_running(tree) or mentioning(path)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert still_running(tree) == [] and mentioning(path) == []
-    return len(tree)
+    return grader.pid, len(tree)
 
 
 def gradebook_state(path):
@@ -164,13 +168,15 @@ def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
 
     resumed = course_copy(root, template, "resumed")
     started = time.monotonic()
-    kill_when(resumed, lambda: time.monotonic() - started > 2)  # still starting up
+    first, _ = kill_when(resumed, lambda: time.monotonic() - started > 2)  # still starting up
     assert result_files(resumed) == []
     # The unreadable notebook is judged at once; the second result comes from a kernel.
-    processes = kill_when(resumed, lambda: len(result_files(resumed)) >= 2)
+    second, processes = kill_when(resumed, lambda: len(result_files(resumed)) >= 2)
     assert processes > 3  # killed with workers and sandboxed kernels running
     assert 2 <= len(result_files(resumed)) < 4
+    assert run_dirs(second)  # its kernel sockets and captures, left behind by SIGKILL
     run_grader(resumed)
+    assert run_dirs(first) == run_dirs(second) == []  # swept by the re-run
 
     assert results_state(resumed) == results_state(uninterrupted)
     assert len(results_state(resumed)) == 4
@@ -180,6 +186,12 @@ def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
     assert all(student["submission_rows"] == 1 for student in expected.values())
     assert sum(score for _, _, score in expected["correct"]["grades"]) == 9
     assert files_under(resumed, "autograded") == files_under(uninterrupted, "autograded")
+
+
+def run_dirs(grader_pid):
+    """The temporary directories of the grader with this pid."""
+    prefix = f"{course.RUN_DIR_PREFIX}{grader_pid}-"
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(prefix)]
 
 
 def files_under(path, folder):
