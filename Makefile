@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP) system-deps
 
 # System packages from Debian: bubblewrap for the grader's sandbox, Chromium
-# for rendering the HTML leaderboard (tests, screenshots). Installed when we
-# are root and apt is there; otherwise each tool explains what to install.
-SYSTEM_PACKAGES = bubblewrap:bwrap chromium:chromium
+# for rendering the HTML leaderboard (tests, screenshots), PostgreSQL for the
+# tests of the multi-machine set-up. Installed when we are root and apt is
+# there; otherwise each tool explains what to install.
+SYSTEM_PACKAGES = bubblewrap:bwrap chromium:chromium postgresql:pg_ctlcluster
 system-deps:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do command -v $${entry#*:} >/dev/null || missing="$$missing $${entry%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -37,7 +38,7 @@ demo: install
 
 # Two test processes (pytest-xdist), one test file each at a time: much of a
 # Keras test is single-threaded tracing, so two keep two cores busy.
-PYTEST = $(BIN)/python -m pytest -q -n 2 --dist loadfile
+PYTEST = $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 test: install
 	$(PYTEST)

@@ -54,13 +54,17 @@ def build_parser():
     run.add_argument("--max-train-examples", type=int, help="a fixed random subset of the training set (quick runs)")
     run.add_argument("--max-eval-examples", type=int, help="only the first N dev/test examples (quick runs)")
     run.add_argument("--gpu", action="store_true", help="bf16 mixed precision and XLA compilation")
-    run.add_argument("--db", default="demo_output/benchmarks/results.db")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="run the fine-tuning jobs here, one after another, or as Ray tasks on a cluster")
+    run.add_argument("--ray-address", help="the Ray cluster for --executor ray (default: $RAY_ADDRESS or a local Ray)")
+    run.add_argument("--db", default="demo_output/benchmarks/results.db",
+                     help="SQLite file, or a database URL (postgresql://user@host/db)")
     run.add_argument("--cache-dir", default="demo_output/benchmarks/tokenized", help="tokenized .npz arrays")
     run.add_argument("--report", help="write the reports into this folder afterwards")
     run.add_argument("--no-progress", action="store_true")
 
     report = commands.add_parser("report", help="write leaderboard.md/.html, Gradescope results.json, GLUE zips")
-    report.add_argument("--db", default="demo_output/benchmarks/results.db")
+    report.add_argument("--db", default="demo_output/benchmarks/results.db", help="SQLite file or database URL")
     report.add_argument("--output", default="demo_output/benchmarks/report")
     return parser
 
@@ -94,14 +98,13 @@ def command_baseline(args):
 
 
 def command_run(args):
-    from benchmarks import finetune, reports, results, runner
+    from benchmarks import finetune, results, runner
+    from cluster.executor import make_executor
 
-    os.makedirs(os.path.dirname(os.path.abspath(args.db)), exist_ok=True)
     database = results.ResultsDatabase(args.db)
-    if args.gpu:
-        import keras
-
-        keras.mixed_precision.set_dtype_policy("mixed_bfloat16")  # the classification head
+    # One GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
+    executor = make_executor(args.executor, args.ray_address, num_gpus="auto",
+                             env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
     for learning_rate in args.learning_rates:
         config = finetune.FineTuneConfig(
             learning_rate=learning_rate,
@@ -117,7 +120,8 @@ def command_run(args):
             jit_compile=args.gpu,
         )
         runner.BenchmarkRunner(
-            database, args.glue_dir, args.tasks, args.seeds, config, args.cache_dir, progress=not args.no_progress
+            database, args.glue_dir, args.tasks, args.seeds, config, args.cache_dir, progress=not args.no_progress,
+            executor=executor,
         ).run(args.submissions)
     for failure in database.failures():
         print(f"error: {failure.submission_name} [{failure.task}]: {failure.error}", file=sys.stderr)
@@ -128,7 +132,7 @@ def command_run(args):
 def command_report(args):
     from benchmarks import results
 
-    if not os.path.exists(args.db):
+    if not results.is_url(args.db) and not os.path.exists(args.db):
         sys.exit(f"error: no results database at {args.db}; run `python -m benchmarks run ...` first.")
     write_reports(results.ResultsDatabase(args.db), args.output)
 

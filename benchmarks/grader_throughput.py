@@ -1,4 +1,4 @@
-"""Grading throughput: `python -m grader` against plain `nbgrader autograde`.
+"""Grading throughput: `python -m grader` (local processes and Ray) against plain `nbgrader autograde`.
 
 Both grade the same submissions of the attention assignment (correct, a known
 bug, partly done and the unchanged stub, repeated to the requested count; the
@@ -6,11 +6,14 @@ demo's cheater is left out because plain nbgrader refuses the whole run on its
 edited grading metadata),
 each in its own fresh course directory. Our grader runs every notebook in a
 sandboxed kernel with the secret inputs, `--workers` at a time (default: the
-number of cores); plain nbgrader runs them one after another, unsandboxed, on
-the public check path. Prints a Markdown table of submissions per minute, the
+number of cores), either in a local process pool or as Ray tasks on a
+single-node Ray started here with `--workers` CPUs (so as many worker
+processes); plain nbgrader runs them one after another, unsandboxed, on the
+public check path. Prints a Markdown table of submissions per minute, the
 date and the machine.
 
 Usage: python -m benchmarks.grader_throughput [--submissions 40] [--workers N]
+       [--graders local ray nbgrader]
 """
 
 import argparse
@@ -49,10 +52,14 @@ def graded_count(path):
                for s in os.listdir(autograded))
 
 
-def time_ours(root, count, workers):
+def time_ours(root, count, workers, executor="local"):
     path = make_course(root, count)
+    if executor == "ray":
+        import ray
+
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     started = time.perf_counter()
-    course.autograde(path, ASSIGNMENT, workers=workers, progress=False)
+    course.autograde(path, ASSIGNMENT, workers=workers, progress=False, executor=executor)
     return time.perf_counter() - started, graded_count(path)
 
 
@@ -75,16 +82,23 @@ def main(argv=None):
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="our grader's parallel notebooks (default: cores)")
+    parser.add_argument("--graders", nargs="+", choices=["local", "ray", "nbgrader"],
+                        default=["local", "ray", "nbgrader"])
     args = parser.parse_args(argv)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="grader-throughput-") as root:
-        seconds, graded = time_ours(os.path.join(root, "ours"), args.submissions, args.workers)
-        rows.append((f"python -m grader autograde (sandbox, {args.workers} workers)", graded, seconds))
-        seconds, graded = time_nbgrader(os.path.join(root, "nbgrader"), args.submissions)
-        rows.append(("nbgrader autograde (no sandbox, one at a time)", graded, seconds))
+        for grader in args.graders:
+            if grader == "nbgrader":
+                seconds, graded = time_nbgrader(os.path.join(root, grader), args.submissions)
+                rows.append(("nbgrader autograde (no sandbox, one at a time)", graded, seconds))
+            else:
+                seconds, graded = time_ours(os.path.join(root, grader), args.submissions, args.workers, grader)
+                what = f"{args.workers} local processes" if grader == "local" else \
+                    f"Ray, one node, {args.workers} worker processes"
+                rows.append((f"python -m grader autograde --executor {grader} (sandbox, {what})", graded, seconds))
 
     print(f"Grading throughput, attention assignment, {args.submissions} submissions")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC; machine: {machine()}")

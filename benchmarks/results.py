@@ -1,19 +1,30 @@
-"""The results database (SQLite through SQLAlchemy): every run and its predictions.
+"""The results database (SQLAlchemy: a SQLite file, or PostgreSQL by URL): every run and its predictions.
 
 A `Run` row is written in one transaction together with its predictions, once
 the run has finished, so a killed process leaves either a complete run or
 nothing; re-running skips the (submission hash, task, seed, config) keys that
 are already there. A submission that cannot be benchmarked gets a
 `SubmissionFailure` row instead (replaced when it is retried).
+
+The schema is versioned with Alembic (as nbgrader's gradebook is): opening
+a database upgrades it to the newest revision in `benchmarks/migrations`.
+Several drivers may write to one PostgreSQL database at once; a run that
+another driver stored first is kept, not duplicated.
 """
 
 import datetime
 import hashlib
 import json
+import os
 import platform
 
 import sqlalchemy
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import orm
+
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
+INITIAL_REVISION = "0001"
 
 
 class Base(orm.DeclarativeBase):
@@ -102,10 +113,37 @@ def library_versions():
     return versions
 
 
+def is_url(location):
+    return "://" in location
+
+
+def upgrade(engine):
+    """Bring the schema to the newest Alembic revision.
+
+    A database written before migrations existed has the tables but no
+    version: it is marked as the initial revision, then upgraded.
+    """
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        inspector = sqlalchemy.inspect(connection)
+        if inspector.has_table("runs") and not inspector.has_table("alembic_version"):
+            command.stamp(config, INITIAL_REVISION)
+        command.upgrade(config, "head")
+
+
 class ResultsDatabase:
-    def __init__(self, path):
-        self.engine = sqlalchemy.create_engine(f"sqlite:///{path}")
-        Base.metadata.create_all(self.engine)
+    """`location`: a SQLite file path, or a SQLAlchemy URL (postgresql://user@host/db)."""
+
+    def __init__(self, location):
+        if is_url(location):
+            self.engine = sqlalchemy.create_engine(location, pool_pre_ping=True)
+        else:
+            os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
+            # Another writer holding the lock: wait for it rather than fail at once.
+            self.engine = sqlalchemy.create_engine(f"sqlite:///{location}", connect_args={"timeout": 60})
+        upgrade(self.engine)
 
     def session(self):
         return orm.Session(self.engine, expire_on_commit=False)
@@ -118,13 +156,21 @@ class ResultsDatabase:
             return session.scalar(query) is not None
 
     def add_runs(self, runs):
-        """Store finished runs (with their predictions attached) in one transaction."""
-        with self.session() as session, session.begin():
-            for run in runs:
-                session.execute(
-                    sqlalchemy.delete(SubmissionFailure).filter_by(submission_hash=run.submission_hash, task=run.task)
-                )
-                session.add(run)
+        """Store finished runs (with their predictions attached) in one transaction.
+
+        If another driver stored one of them meanwhile (the unique key), its
+        copy is kept and these are dropped; returns whether these were stored.
+        """
+        try:
+            with self.session() as session, session.begin():
+                for run in runs:
+                    session.execute(
+                        sqlalchemy.delete(SubmissionFailure).filter_by(submission_hash=run.submission_hash, task=run.task)
+                    )
+                    session.add(run)
+        except sqlalchemy.exc.IntegrityError:
+            return False
+        return True
 
     def add_failure(self, submission_hash, submission_name, task, error):
         with self.session() as session, session.begin():

@@ -1,12 +1,12 @@
 """Runs submissions x tasks x seeds, storing each finished run in the database.
 
-Stages, one after another for each (submission, task, seed):
+Stages for each (submission, task, seed):
 1. check the submission (metadata, vocabulary, safe load, interface); a broken
-   one gets a failure row and the others go on;
-2. read the task's splits and tokenize them (cached .npz arrays);
-3. load a fresh copy of the encoder, fine-tune it with the recipe;
-4. predict dev (and test, for the GLUE server) and score dev;
-5. store the run and its predictions in one transaction.
+   one gets a failure row and the others go on (driver);
+2. read the task's splits and tokenize them (cached .npz arrays) (driver);
+3. load a fresh copy of the encoder, fine-tune it with the recipe, predict
+   dev (and test, for the GLUE server) (the job: here, or a Ray task);
+4. score dev and store the run and its predictions in one transaction (driver).
 
 MNLI is fine-tuned once, as "MNLI-m"; that model also predicts MNLI-mm and AX,
 each stored as its own run. Runs already in the database are skipped.
@@ -14,12 +14,15 @@ each stored as its own run. Runs already in the database are skipped.
 
 import datetime
 import os
+import tempfile
 import time
 
+import keras
 import numpy as np
 from tqdm.auto import tqdm
 
 from benchmarks import encoding, finetune, metrics, results, submissions, tasks
+from cluster import executor as cluster_executor
 
 
 class TaskArrays:
@@ -67,7 +70,16 @@ def planned_tasks(task_names):
 
 
 class BenchmarkRunner:
-    def __init__(self, database, glue_dir, task_names, seeds, config, cache_dir, progress=True):
+    """Plans the runs, has an executor fine-tune them, and stores each result as it arrives.
+
+    Only this process reads submission folders and data and writes the
+    database. Each (submission, task, seed) job gets its data as values
+    (the encoder file's bytes, token arrays), so it runs here, one after
+    another (the default), or as a Ray task on a cluster.
+    """
+
+    def __init__(self, database, glue_dir, task_names, seeds, config, cache_dir, progress=True,
+                 executor=None):
         self.database = database
         self.glue_dir = glue_dir
         self.plan = planned_tasks(task_names)
@@ -75,16 +87,32 @@ class BenchmarkRunner:
         self.config = config
         self.arrays = TaskArrays(glue_dir, cache_dir, config)
         self.progress = progress
+        self.executor = executor or cluster_executor.LocalExecutor()
         self.hardware = results.hardware_description()
         self.versions = results.library_versions()
 
     def run(self, submission_folders):
+        jobs, skipped = [], 0
+        for folder in submission_folders:
+            submission_jobs, submission_skipped = self.submission_jobs(folder)
+            jobs += submission_jobs
+            skipped += submission_skipped
         total = len(submission_folders) * len(self.plan) * len(self.seeds)
-        with tqdm(total=total, desc="runs", unit="run", disable=not self.progress) as bar:
-            for folder in submission_folders:
-                self.run_submission(folder, bar)
+        with tqdm(total=total, initial=skipped, desc="runs", unit="run", disable=not self.progress) as bar:
+            for (spec, _, arrays), outcome, lost in self.executor.completed(fine_tune_job, jobs):
+                if lost:
+                    self.database.add_failure(spec["digest"], spec["metadata"]["name"], spec["trained_task"], str(lost))
+                else:
+                    self.store(spec, outcome, self._value(arrays))
+                bar.set_description(f"{spec['metadata']['name']} {spec['trained_task']} seed {spec['seed']}")
+                bar.update(1)
 
-    def run_submission(self, folder, bar):
+    def submission_jobs(self, folder):
+        """Check a submission and read its tasks' data; (jobs still to run, runs skipped).
+
+        A broken submission, or a task whose data cannot be read, gets a
+        failure row and no jobs; the other submissions and tasks go on.
+        """
         digest = submissions.submission_hash(folder)
         name = os.path.basename(os.path.normpath(folder))
         try:
@@ -96,54 +124,60 @@ class BenchmarkRunner:
             submissions.load_encoder(folder, self.config.sequence_length)
         except (submissions.SubmissionError, ValueError) as error:
             self.database.add_failure(digest, name, "*", str(error))
-            bar.update(len(self.plan) * len(self.seeds))
-            return
+            return [], len(self.plan) * len(self.seeds)
         self.database.clear_failures(digest)
+        with open(os.path.join(folder, submissions.ENCODER_FILE), "rb") as handle:
+            encoder_file = self.executor.share(handle.read())
+        jobs, skipped = [], 0
         for trained_task, scored_tasks in self.plan.items():
-            for seed in self.seeds:
-                bar.set_description(f"{name} {trained_task} seed {seed}")
-                pending = [t for t in scored_tasks if not self.database.has_run(digest, t, seed, self.config.to_dict())]
-                if pending:
-                    try:
-                        self.run_one(folder, digest, metadata, pair_encoder, trained_task, pending, seed)
-                    except tasks.GlueDataError as error:
-                        self.database.add_failure(digest, name, trained_task, str(error))
-                        bar.update(len(self.seeds))
-                        break
-                    except Exception as error:  # a submission failing in training: its row, not the whole run
-                        self.database.add_failure(digest, name, trained_task, f"{type(error).__name__}: {error}")
-                bar.update(1)
+            pending = {seed: [t for t in scored_tasks if not self.database.has_run(digest, t, seed, self.config.to_dict())]
+                       for seed in self.seeds}
+            pending = {seed: names for seed, names in pending.items() if names}
+            skipped += len(self.seeds) - len(pending)
+            if not pending:
+                continue
+            try:
+                arrays = self.executor.share(self.task_arrays(pair_encoder, trained_task, scored_tasks))
+            except tasks.GlueDataError as error:
+                self.database.add_failure(digest, name, trained_task, str(error))
+                skipped += len(pending)
+                continue
+            for seed, names in pending.items():
+                spec = {"digest": digest, "metadata": metadata, "trained_task": trained_task, "scored_tasks": names,
+                        "seed": seed, "config": self.config.to_dict(), "progress": self.progress and self._local()}
+                jobs.append((spec, encoder_file, arrays))
+        return jobs, skipped
 
-    def run_one(self, folder, digest, metadata, pair_encoder, trained_task, scored_tasks, seed):
-        start = time.perf_counter()
-        train = self.arrays.load(pair_encoder, trained_task, "train")
-        evaluations = {
-            task: {split: self.arrays.load(pair_encoder, task, split) for split in ("dev", "test")} for task in scored_tasks
-        }
-        task = tasks.get_task(trained_task)
-        encoder = submissions.load_encoder(folder, self.config.sequence_length)  # fresh weights for every run
-        if self.config.mixed_precision:
-            encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
-        steps = finetune.steps_per_epoch(train, self.config) * self.config.epochs
-        with tqdm(total=steps, desc="  steps", unit="step", leave=False, disable=not self.progress) as step_bar:
-            result = finetune.fine_tune(
-                encoder, train, task.num_classes, self.config, seed, callbacks=[finetune.ProgressCallback(step_bar)]
-            )
+    def task_arrays(self, pair_encoder, trained_task, scored_tasks):
+        """Token arrays: the training split, and dev/test (None if absent) of each scored task."""
+        return {"train": self.arrays.load(pair_encoder, trained_task, "train"),
+                "evaluations": {task: {split: self.arrays.load(pair_encoder, task, split) for split in ("dev", "test")}
+                                for task in scored_tasks}}
+
+    def _local(self):
+        return isinstance(self.executor, cluster_executor.LocalExecutor)
+
+    def _value(self, shared):
+        return shared if self._local() else self.executor.ray.get(shared)
+
+    def store(self, spec, outcome, arrays):
+        """Score dev predictions and store the runs with every prediction, in one transaction."""
+        config = finetune.FineTuneConfig(**spec["config"])
         runs = []
-        for scored_task, splits in evaluations.items():
+        for scored_task in spec["scored_tasks"]:
             predictions, scores = [], {}
-            for split, arrays in splits.items():
-                if arrays is None:
+            for split, split_arrays in arrays["evaluations"][scored_task].items():
+                if split_arrays is None:
                     continue
-                predicted = finetune.predict(result.model, arrays, task.num_classes)
-                labels = arrays.get("labels")
+                predicted = outcome["predictions"][scored_task][split]
+                labels = split_arrays.get("labels")
                 if labels is not None and split == "dev":
                     scores = metrics.compute_metrics(scored_task, labels, predicted)
                 predictions += [
                     results.Prediction(
                         split=split,
                         position=position,
-                        example_index=str(arrays["index"][position]),
+                        example_index=str(split_arrays["index"][position]),
                         prediction=float(predicted[position]),
                         label=None if labels is None else float(labels[position]),
                     )
@@ -151,22 +185,57 @@ class BenchmarkRunner:
                 ]
             runs.append(
                 results.Run(
-                    submission_hash=digest,
-                    submission_name=metadata["name"],
+                    submission_hash=spec["digest"],
+                    submission_name=spec["metadata"]["name"],
                     task=scored_task,
-                    seed=seed,
-                    config_hash=results.config_hash(self.config.to_dict()),
-                    config=self.config.to_dict(),
-                    metadata_json=metadata,
+                    seed=spec["seed"],
+                    config_hash=results.config_hash(config.to_dict()),
+                    config=config.to_dict(),
+                    metadata_json=spec["metadata"],
                     metrics=scores,
-                    train_examples=len(train["labels"]),
-                    wall_seconds=time.perf_counter() - start,
-                    train_sequences_per_second=result.train_sequences_per_second,
-                    train_tokens_per_second=result.train_tokens_per_second,
-                    hardware=self.hardware,
+                    train_examples=len(arrays["train"]["labels"]),
+                    wall_seconds=outcome["wall_seconds"],
+                    train_sequences_per_second=outcome["train_sequences_per_second"],
+                    train_tokens_per_second=outcome["train_tokens_per_second"],
+                    hardware=outcome["hardware"],
                     versions=self.versions,
                     finished_at=datetime.datetime.now(datetime.UTC),
                     predictions=predictions,
                 )
             )
         self.database.add_runs(runs)
+
+
+def fine_tune_job(spec, encoder_file, arrays):
+    """One job, wherever it runs: fine-tune a fresh copy of the encoder, predict dev and test.
+
+    Takes the encoder file's bytes and the token arrays (`BenchmarkRunner.task_arrays`),
+    returns the predictions and throughput as plain data.
+    """
+    start = time.perf_counter()
+    config = finetune.FineTuneConfig(**spec["config"])
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config.mixed_precision else "float32")
+    # Seeded before loading: the encoder's dropout layers draw their seeds when
+    # built, so a run must not depend on what this process did before.
+    keras.utils.set_random_seed(spec["seed"])
+    with tempfile.TemporaryDirectory(prefix="benchmark-encoder-") as folder:
+        with open(os.path.join(folder, submissions.ENCODER_FILE), "wb") as handle:
+            handle.write(encoder_file)
+        encoder = submissions.load_encoder(folder, config.sequence_length)
+    if config.mixed_precision:
+        encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
+    task = tasks.get_task(spec["trained_task"])
+    steps = finetune.steps_per_epoch(arrays["train"], config) * config.epochs
+    with tqdm(total=steps, desc="  steps", unit="step", leave=False, disable=not spec["progress"]) as step_bar:
+        result = finetune.fine_tune(
+            encoder, arrays["train"], task.num_classes, config, spec["seed"], callbacks=[finetune.ProgressCallback(step_bar)]
+        )
+    predictions = {
+        scored_task: {split: finetune.predict(result.model, split_arrays, task.num_classes)
+                      for split, split_arrays in splits.items() if split_arrays is not None}
+        for scored_task, splits in arrays["evaluations"].items()
+    }
+    return {"predictions": predictions, "wall_seconds": time.perf_counter() - start,
+            "train_sequences_per_second": result.train_sequences_per_second,
+            "train_tokens_per_second": result.train_tokens_per_second,
+            "hardware": results.hardware_description()}

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from cluster import executor as cluster_executor
 from grader import course, sandbox
 
 
@@ -12,6 +13,8 @@ def main(argv=None):
     setup = commands.add_parser("setup", help="create an nbgrader course directory from assignments/")
     setup.add_argument("course")
     setup.add_argument("--course-id", default="lm-course")
+    setup.add_argument("--gradebook-url", help="SQLAlchemy URL of the gradebook, e.g. "
+                       "postgresql://grader@db.example.org/course (default: SQLite in the course)")
     for name, text in (("release", "generate the student version (nbgrader generate_assignment)"),
                        ("feedback", "write per-student HTML feedback"),
                        ("export", "write nbgrader's CSV and Gradescope results.json files")):
@@ -33,12 +36,16 @@ def main(argv=None):
     grade.add_argument("assignment")
     grade.add_argument("--workers", type=int, default=None, help="parallel notebooks (default: cores)")
     grade.add_argument("--force", action="store_true", help="grade again even if already graded")
+    grade.add_argument("--executor", choices=cluster_executor.EXECUTORS, default="local",
+                       help="local processes, or one Ray task per submission on a Ray cluster")
+    grade.add_argument("--ray-address", help="the Ray cluster to use with --executor ray "
+                       "(e.g. ray://head:10001 or auto; default: $RAY_ADDRESS or a local Ray)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code WITHOUT isolation (only for trusted notebooks)")
     args = parser.parse_args(argv)
 
     if args.command == "setup":
-        print(course.setup(args.course, args.course_id))
+        print(course.setup(args.course, args.course_id, gradebook_url=args.gradebook_url))
     elif args.command == "release":
         print(course.release(args.course, args.assignment))
     elif args.command == "collect":
@@ -60,7 +67,8 @@ def main(argv=None):
     elif args.command == "autograde":
         try:
             course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
-                             unsafe=args.unsafe_no_sandbox)
+                             unsafe=args.unsafe_no_sandbox, executor=args.executor,
+                             ray_address=args.ray_address)
         except sandbox.SandboxUnavailable as error:
             sys.exit(f"error: {error}")
         print(course.grade_table(args.course, args.assignment))

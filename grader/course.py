@@ -5,16 +5,13 @@ import ctypes
 import datetime
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import warnings
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 
 import numpy as np
@@ -22,6 +19,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
+from cluster import executor as cluster_executor
 from grader import sandbox, submission
 from grader.runtime import grading_runtime
 
@@ -32,7 +30,7 @@ RUNTIME_DIR = os.path.join(REPO, "grader", "runtime")
 CONFIG = '''c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = {root!r}
-c.CourseDirectory.db_url = "sqlite:///" + {root!r} + "/gradebook.db"
+c.CourseDirectory.db_url = {db_url!r}
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
 # Graded cells call grading_runtime.capture; outside `python -m grader` that runs
 # the public check, so plain `nbgrader autograde` still grades (on public inputs).
@@ -41,7 +39,10 @@ c.Execute.timeout = 300
 
 
 def db_url(course):
-    return "sqlite:///" + os.path.join(os.path.abspath(course), "gradebook.db")
+    """The gradebook's SQLAlchemy URL, as nbgrader reads it from the course's nbgrader_config.py."""
+    from traitlets.config.loader import PyFileConfigLoader
+    config = PyFileConfigLoader("nbgrader_config.py", path=os.path.abspath(course)).load_config()
+    return config.CourseDirectory.db_url
 
 
 @contextlib.contextmanager
@@ -92,12 +93,19 @@ def runtime_files(case_ids):
     return ["grading_runtime.py"] + [f"{name}_inputs.py" for name in assignments]
 
 
-def setup(course, course_id="lm-course", assignments=None):
-    """Create an nbgrader course directory holding the project's assignments."""
+def setup(course, course_id="lm-course", assignments=None, gradebook_url=None):
+    """Create an nbgrader course directory holding the project's assignments.
+
+    The gradebook is SQLite in the course directory unless `gradebook_url`
+    names another database (e.g. postgresql://user@host/course for graders
+    on several machines); it goes into nbgrader_config.py, so nbgrader's own
+    commands use the same gradebook.
+    """
     course = os.path.abspath(course)
     os.makedirs(os.path.join(course, "source"), exist_ok=True)
+    url = gradebook_url or "sqlite:///" + os.path.join(course, "gradebook.db")
     with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
-        f.write(CONFIG.format(course_id=course_id, root=course))
+        f.write(CONFIG.format(course_id=course_id, root=course, db_url=url))
     for name in assignments or sorted(os.listdir(ASSIGNMENTS)):
         target = os.path.join(course, "source", name)
         shutil.copytree(os.path.join(ASSIGNMENTS, name), target, dirs_exist_ok=True)
@@ -266,12 +274,20 @@ def trusted_notebooks(course, assignment):
     return notebooks
 
 
-def autograde_jobs(course, assignment, limits, unsafe, work_dir):
+def released_files(course, assignment):
+    """{name: bytes} of everything released beside the notebooks (runtime, public
+    checks, small data files): copied into each kernel's scratch directory."""
     release_dir = os.path.join(course, "release", assignment)
-    # Everything released beside the notebooks (runtime, public checks, small
-    # data files) is copied into the kernel's scratch directory.
-    support = {name: os.path.join(release_dir, name) for name in sorted(os.listdir(release_dir))
-               if not name.endswith(".ipynb") and os.path.isfile(os.path.join(release_dir, name))}
+    files = {}
+    for name in sorted(os.listdir(release_dir)):
+        path = os.path.join(release_dir, name)
+        if not name.endswith(".ipynb") and os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return files
+
+
+def autograde_jobs(course, assignment, limits, unsafe):
     notebooks = trusted_notebooks(course, assignment)
     submitted = os.path.join(course, "submitted")
     for student in sorted(os.listdir(submitted)) if os.path.isdir(submitted) else []:
@@ -279,82 +295,38 @@ def autograde_jobs(course, assignment, limits, unsafe, work_dir):
         if os.path.isdir(directory):
             yield {"student": student, "assignment": assignment, "submitted_dir": directory,
                    "autograded_dir": os.path.join(course, "autograded", student, assignment),
-                   "notebooks": notebooks, "support_files": support,
-                   "limits": asdict(limits), "unsafe": unsafe, "work_dir": work_dir}
+                   "notebooks": notebooks, "limits": asdict(limits), "unsafe": unsafe}
 
 
-_SLOT = {"value": 0}
 PR_SET_PDEATHSIG = 1
 
 
-def _take_slot(slots):
-    """Worker start-up: claim a sandbox slot (its own uid) and die with the grader.
+def _die_with_grader():
+    """Local worker start-up: die with the grader.
 
     PR_SET_PDEATHSIG makes a killed grader take its workers along, and each
     worker's bwrap (--die-with-parent) its kernel, so nothing keeps running
     into a re-run.
     """
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    _SLOT["value"] = slots.get()
-
-
-RUN_DIR_PREFIX = "grader-run-"
-
-
-def _work_dir():
-    """A temporary directory for this grading run, named after the grader's pid.
-
-    Kernel sockets and captures live there. A grader killed with SIGKILL
-    cannot clean up, so each run first removes the directories of graders
-    that are no longer alive. The directory lets others through (the sandbox
-    user reaches its own sockets) but not list it.
-    """
-    temp = tempfile.gettempdir()
-    for name in os.listdir(temp):
-        pid = name[len(RUN_DIR_PREFIX):].split("-")[0]
-        if name.startswith(RUN_DIR_PREFIX) and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(temp, name), ignore_errors=True)
-    path = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
-    os.chmod(path, 0o711)
-    return path
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user
-        pass
-    return True
-
-
-def _execute_in_worker(job):
-    return submission.execute_submission({**job, "slot": _SLOT["value"]})
 
 
 def autograde(course, assignment, workers=None, force=False, unsafe=False,
-              limits=sandbox.Limits(), progress=True):
+              limits=sandbox.Limits(), progress=True, executor="local", ray_address=None):
     """Grade every collected submission in parallel; finished ones are skipped unless `force`.
 
-    A result file is written atomically per student before the gradebook is
-    updated, and the gradebook update is idempotent, so killing the grader at
-    any moment and running it again loses and duplicates nothing.
+    `executor`: "local" (a pool of `workers` processes) or "ray" (one Ray
+    task per submission on the cluster at `ray_address`). Either way only
+    this process reads the course directory and writes results. A result
+    file is written atomically per student before the gradebook is updated,
+    and the gradebook update is idempotent, so killing the grader at any
+    moment and running it again loses and duplicates nothing.
     """
     course = os.path.abspath(course)
-    if not unsafe:
+    if not unsafe and executor == "local":  # Ray workers check on their own machines
         sandbox.check_available()
-    workers = workers or os.cpu_count() or 1
-    work_dir = _work_dir()
-    try:
-        return _autograde(course, assignment, workers, force, limits, unsafe, work_dir, progress)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _autograde(course, assignment, workers, force, limits, unsafe, work_dir, progress):
     jobs, results = [], []
-    for job in autograde_jobs(course, assignment, limits, unsafe, work_dir):
+    for job in autograde_jobs(course, assignment, limits, unsafe):
         done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
         if os.path.isfile(done) and not force:
             with open(done) as f:
@@ -366,20 +338,21 @@ def _autograde(course, assignment, workers, force, limits, unsafe, work_dir, pro
             jobs.append(job)
     for result in results:
         record_grades(course, result)
-    context = multiprocessing.get_context("spawn")
-    slots = context.Queue()
-    for slot in range(workers):
-        slots.put(slot)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_take_slot,
-                             initargs=(slots,)) as pool:
-        futures = {pool.submit(_execute_in_worker, job): job for job in jobs}
-        bar = tqdm(total=len(futures), desc=f"grading {assignment}", unit="nb", disable=not progress)
-        for future in as_completed(futures):
-            result = submission.judge_submission(futures[future], future.result())
-            record_grades(course, result)
-            results.append(result)
-            bar.update()
-        bar.close()
+    runner = cluster_executor.make_executor(
+        executor, ray_address, processes=workers or os.cpu_count() or 1, initializer=_die_with_grader,
+        env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
+    support = runner.share(released_files(course, assignment))
+    prepared = [(submission.prepare_submission(job), support) for job in jobs]
+    bar = tqdm(total=len(prepared), desc=f"grading {assignment}", unit="nb", disable=not progress)
+    for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
+        if lost:
+            bar.write(f"{job['student']}: not graded ({lost}); grade again to retry")
+            continue
+        result = submission.judge_submission(job, runs)
+        record_grades(course, result)
+        results.append(result)
+        bar.update()
+    bar.close()
     return sorted(results, key=lambda r: r["student"])
 
 

@@ -118,16 +118,16 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     Temporary files go under `work_dir` (the system's temporary directory by default).
     """
     uid = sandbox.sandbox_uid(slot)
-    runtime_dir = _owned_dir("kernel-", uid, work_dir)
+    runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
     scratch = None
     execution = Execution()
     started = time.monotonic()
-    stderr_path = os.path.join(tempfile.mkdtemp(prefix="stderr-", dir=work_dir), "kernel.stderr")
+    stderr_path = os.path.join(tempfile.mkdtemp(prefix="grader-stderr-", dir=work_dir), "kernel.stderr")
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
                                 connection_file=os.path.join(runtime_dir, "kernel.json"),
                                 unsafe=unsafe)
     if unsafe:
-        scratch = tempfile.mkdtemp(prefix="unsafe-", dir=work_dir)
+        scratch = tempfile.mkdtemp(prefix="grader-unsafe-", dir=work_dir)
         for name, path in support_files.items():
             shutil.copy(path, os.path.join(scratch, name))
         env = sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir)

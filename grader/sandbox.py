@@ -14,10 +14,12 @@ the grader's reference code are simply not mounted.
 """
 
 import ctypes
+import fcntl
 import json
 import os
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -30,6 +32,7 @@ SANDBOX_UID_BASE = int(os.environ.get("GRADER_SANDBOX_UID_BASE", "61000"))
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 SCRATCH = "/scratch"
 CAPTURE = "/capture"
+MAX_CAPTURE_BYTES = 64 * 2**20  # one capture file; larger ones are rejected
 
 
 class SandboxUnavailable(RuntimeError):
@@ -48,6 +51,20 @@ class Limits:
     output_bytes: int = 2 * 2**20       # notebook outputs kept, all cells together
     cell_seconds: int = 300             # wall clock per cell
     notebook_seconds: int = 900         # wall clock per notebook
+
+
+def open_untrusted(path):
+    """A binary file object for a regular file the sandbox wrote; never follows a link.
+
+    A symlink planted in the capture directory (to the gradebook, say) would
+    otherwise be read by the grader and echoed into the student's feedback.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise ValueError("capture is not a regular file")
+    return f
 
 
 def system_binds():
@@ -70,6 +87,33 @@ def system_binds():
 def symlinked_roots():
     """/lib -> usr/lib style links recreated inside the sandbox."""
     return {p: os.readlink(p) for p in ("/lib", "/lib64", "/bin", "/sbin") if os.path.islink(p)}
+
+
+_HELD_SLOT = []
+
+
+def claim_slot(max_slots=1024):
+    """This process's worker slot: the lowest one that no live process on this machine holds.
+
+    The slot is held through an flock until the process exits, so grading
+    processes of any number of graders (local pools, Ray workers) never
+    share a sandbox uid, whose process limit they would otherwise share.
+    """
+    if not _HELD_SLOT:
+        directory = os.path.join(tempfile.gettempdir(), f"grader-slots-{SANDBOX_UID_BASE}")
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        for slot in range(max_slots):
+            handle = open(os.path.join(directory, f"{slot}.lock"), "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _HELD_SLOT.append((slot, handle))
+            break
+        else:
+            raise SandboxUnavailable(f"all {max_slots} sandbox slots on this machine are in use")
+    return _HELD_SLOT[0][0]
 
 
 def sandbox_uid(slot):

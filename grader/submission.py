@@ -1,10 +1,12 @@
 """Grade one student's submission of one assignment.
 
-Stages, nbgrader-style: read the notebook -> restore the trusted cells ->
-execute in the sandbox (worker process) -> judge the captures and write the
-result file atomically (main process; the result file marks the work as done).
+Stages, nbgrader-style: read the notebook, restore the trusted cells and draw
+the secret seed (main process) -> execute in the sandbox (a worker: a local
+process or a Ray node) -> judge the captures and write the result file
+atomically (main process; the result file marks the work as done).
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -107,53 +109,151 @@ def _write_atomic(path, text):
     os.replace(temporary, path)
 
 
-def execute_submission(job):
-    """Worker stage: run each notebook of `job` in the sandbox; returns where its captures are.
+RUN_DIR_PREFIX = "grader-run-"
 
-    Workers import neither the reference nor Keras; verdicts are computed by
-    `judge_submission` in the grader's main process.
+
+@contextlib.contextmanager
+def run_directory():
+    """A temporary directory named after this process's pid, removed afterwards.
+
+    Kernel sockets, support files and captures live there. A process killed
+    with SIGKILL cannot clean up, so each new one first removes the
+    directories of processes that are no longer alive. The directory lets
+    others through (the sandbox user reaches its files) but not list it.
     """
-    slot = job.get("slot", 0)
-    os.makedirs(job["autograded_dir"], exist_ok=True)
-    runs = {}
+    temp = tempfile.gettempdir()
+    for name in os.listdir(temp):
+        pid = name[len(RUN_DIR_PREFIX):].split("-")[0]
+        if name.startswith(RUN_DIR_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(temp, name), ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
+    os.chmod(path, 0o711)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        pass
+    return True
+
+
+def prepare_submission(job):
+    """Main-process stage: read each notebook, restore its trusted cells, draw its secret seed.
+
+    Adds what a worker needs as plain data (`prepared`: each notebook's
+    source), so the worker needs no access to the course directory.
+    """
+    from grader.verdicts import cases_in
+
+    prepared = {}
     for notebook in job["notebooks"]:
         name = notebook["name"]
         nb, problems = read_submission(os.path.join(job["submitted_dir"], name + ".ipynb"))
-        run = {"problems": problems, "events": [], "seconds": 0.0, "capture_dir": None, "seed": None}
+        entry = {"problems": problems, "source": None, "seed": None, "capture_files": []}
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
-            run["capture_dir"] = tempfile.mkdtemp(prefix="capture-", dir=job["work_dir"])
-            if os.geteuid() == 0:
-                os.chown(run["capture_dir"], sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
-            run["seed"] = secrets.randbits(62)
-            execution = execute.run_notebook(
-                nb, support_files=job["support_files"], seed=run["seed"],
-                capture_dir=run["capture_dir"], limits=sandbox.Limits(**job["limits"]),
-                slot=slot, unsafe=job["unsafe"], work_dir=job["work_dir"])
-            run["events"], run["seconds"] = execution.events, execution.seconds
-            nbformat.write(nb, os.path.join(job["autograded_dir"], name + ".ipynb"))
-        runs[name] = run
+            sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
+            entry.update(source=nbformat.writes(nb), seed=secrets.randbits(62),
+                         capture_files=[case + suffix for cell in notebook["graded_cells"]
+                                        for case in cases_in(sources[cell["name"]])
+                                        for suffix in (".npz", ".error.txt")])
+        prepared[name] = entry
+    return {**job, "prepared": prepared}
+
+
+def execute_submission(job, support):
+    """Worker stage: run each prepared notebook in the sandbox; return what it produced.
+
+    Data in (the prepared job, the released support files as {name: bytes}),
+    data out (the executed notebooks, the capture files' bytes).
+    It runs in a local worker process or on a Ray node alike, and imports
+    neither the reference nor Keras; `judge_submission` computes verdicts in
+    the grader's main process.
+    """
+    slot = sandbox.claim_slot()
+    uid = sandbox.sandbox_uid(slot)
+    runs = {}
+    with run_directory() as work:
+        support_files = {}
+        for name, data in support.items():
+            support_files[name] = os.path.join(work, "support-" + name)
+            with open(support_files[name], "wb") as f:
+                f.write(data)
+            os.chmod(support_files[name], 0o644)
+        for name, prepared in job["prepared"].items():
+            run = {"events": [], "seconds": 0.0, "executed": None, "captures": {}}
+            if prepared["source"] is not None:
+                capture_dir = tempfile.mkdtemp(prefix="capture-", dir=work)
+                if os.geteuid() == 0:
+                    os.chown(capture_dir, uid, uid)
+                nb = nbformat.reads(prepared["source"], as_version=4)
+                execution = execute.run_notebook(
+                    nb, support_files=support_files, seed=prepared["seed"], capture_dir=capture_dir,
+                    limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"],
+                    work_dir=work)
+                run.update(events=execution.events, seconds=execution.seconds,
+                           executed=nbformat.writes(nb),
+                           captures=read_captures(capture_dir, prepared["capture_files"]))
+            runs[name] = run
     return runs
 
 
+def read_captures(capture_dir, names):
+    """{name: bytes} of the expected capture files that are regular files (links are not followed).
+
+    A file over the capture size limit is cut just past it: the judge then
+    rejects it as too large without the whole file crossing to the grader.
+    """
+    captures = {}
+    for name in names:
+        try:
+            with sandbox.open_untrusted(os.path.join(capture_dir, name)) as f:
+                captures[name] = f.read(sandbox.MAX_CAPTURE_BYTES + 1)
+        except (OSError, ValueError):
+            continue
+    return captures
+
+
 def judge_submission(job, runs):
-    """Main-process stage: judge the captures, save the result atomically (marks it done)."""
+    """Main-process stage: judge the captures, save the result atomically (marks it done).
+
+    `runs` is None when the worker was lost: the submission gets no marks and
+    an event saying it was not run (grading again retries it).
+    """
     from grader import verdicts  # imports the reference; only the main process needs it
 
+    os.makedirs(job["autograded_dir"], exist_ok=True)
     result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
     for notebook in job["notebooks"]:
-        run = runs[notebook["name"]]
+        name = notebook["name"]
+        prepared = job["prepared"][name]
+        run = runs[name] if runs else {"events": [], "seconds": 0.0, "executed": None, "captures": {}}
+        if runs is None:
+            run["events"].append("the notebook could not be run (its grading worker was lost)")
         sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-        if run["capture_dir"]:
-            cells = [verdicts.judge_cell(c["name"], c["points"], sources[c["name"]],
-                                         run["capture_dir"], run["seed"]).to_dict()
-                     for c in notebook["graded_cells"]]
-            shutil.rmtree(run["capture_dir"], ignore_errors=True)
-        else:
-            cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
-                     for c in notebook["graded_cells"]]
-        result["notebooks"][notebook["name"]] = {
-            "problems": run["problems"], "events": run["events"], "seconds": run["seconds"],
+        if run["executed"] is not None:
+            _write_atomic(os.path.join(job["autograded_dir"], name + ".ipynb"), run["executed"])
+        with tempfile.TemporaryDirectory(prefix="grader-judge-") as capture_dir:
+            for file_name in prepared["capture_files"]:  # names the grader chose, never the sandbox
+                if file_name in run["captures"]:
+                    with open(os.path.join(capture_dir, file_name), "wb") as f:
+                        f.write(run["captures"][file_name])
+            if prepared["source"] is not None:
+                cells = [verdicts.judge_cell(c["name"], c["points"], sources[c["name"]],
+                                             capture_dir, prepared["seed"]).to_dict()
+                         for c in notebook["graded_cells"]]
+            else:
+                cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
+                         for c in notebook["graded_cells"]]
+        result["notebooks"][name] = {
+            "problems": prepared["problems"], "events": run["events"], "seconds": run["seconds"],
             "cells": cells, "score": sum(c["score"] for c in cells),
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())

@@ -7,7 +7,6 @@ shape by shape and dtype by dtype before any value is compared.
 
 import os
 import re
-import stat
 import zipfile
 from dataclasses import asdict, dataclass
 
@@ -15,9 +14,10 @@ import numpy as np
 
 from grader.assignments import CASES
 from grader.runtime import grading_runtime
+from grader import sandbox
+from grader.sandbox import open_untrusted
 
 RTOL, ATOL = grading_runtime.RTOL, grading_runtime.ATOL
-MAX_CAPTURE_BYTES = 64 * 2**20
 CAPTURE_CALL = re.compile(r"""capture\(\s*["']([\w.]+)["']""")
 
 
@@ -44,31 +44,19 @@ def cases_in(source):
     return CAPTURE_CALL.findall(source)
 
 
-def open_untrusted(path):
-    """A binary file object for a regular file the sandbox wrote; never follows a link.
-
-    A symlink planted in the capture directory (to the gradebook, say) would
-    otherwise be read by the grader and echoed into the student's feedback.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
-        raise ValueError("capture is not a regular file")
-    return f
-
-
 def load_capture(path):
     """{name: array} from an untrusted .npz, or raise ValueError saying what is wrong."""
     try:
         with open_untrusted(path) as f:
+            too_large = ValueError(f"larger than {sandbox.MAX_CAPTURE_BYTES // 2**20} MiB")
+            if os.fstat(f.fileno()).st_size > sandbox.MAX_CAPTURE_BYTES:
+                raise too_large
             try:
                 members = zipfile.ZipFile(f).infolist()
             except zipfile.BadZipFile:
                 raise ValueError("not an .npz archive") from None
-            if os.fstat(f.fileno()).st_size > MAX_CAPTURE_BYTES or \
-                    sum(m.file_size for m in members) > MAX_CAPTURE_BYTES:
-                raise ValueError(f"larger than {MAX_CAPTURE_BYTES // 2**20} MiB")
+            if sum(m.file_size for m in members) > sandbox.MAX_CAPTURE_BYTES:
+                raise too_large
             f.seek(0)
             with np.load(f, allow_pickle=False) as data:
                 return {name: data[name] for name in data.files}

@@ -7,7 +7,6 @@ must end with the same gradebook rows and result files, one submission per
 student, and nothing of the killed runs left running.
 """
 
-import json
 import os
 import shutil
 import signal
@@ -18,10 +17,10 @@ import time
 
 import nbformat
 import pytest
-from nbgrader.api import SubmittedAssignment
 
 from course_demo.sample_students import CAUSAL_OFF_BY_ONE, HEADS, SDPA, student_notebook, write_inbox
 from grader import course, submission
+from tests.grading_state import gradebook_state, process_tree, read_stat, result_files, results_state
 
 ASSIGNMENT = "attention"
 
@@ -63,38 +62,6 @@ def run_grader(path):
     return err
 
 
-def result_files(path):
-    return sorted(os.path.join(dirpath, name) for dirpath, _, names in os.walk(os.path.join(path, "autograded"))
-                  for name in names if name == submission.RESULT_FILE)
-
-
-def process_tree(root_pid):
-    """{pid: start time} of `root_pid` and everything below it, read from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = read_stat(int(entry))
-            if stat:
-                children.setdefault(int(stat[1]), []).append(int(entry))
-    tree, todo = {}, [root_pid]
-    while todo:
-        pid = todo.pop()
-        stat = read_stat(pid)
-        if stat:
-            tree[pid] = stat[19]
-            todo += children.get(pid, [])
-    return tree
-
-
-def read_stat(pid):
-    """/proc/<pid>/stat fields after the command name (state first), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def still_running(tree):
     return [pid for pid, started in tree.items()
             if (stat := read_stat(pid)) and stat[19] == started and stat[0] not in "ZX"]
@@ -117,7 +84,7 @@ def mentioning(path):
 def kill_when(path, ready, timeout=300):
     """Start the grader, SIGKILL its process group once `ready()`; nothing of it may survive.
 
-    Returns the killed grader's pid and how many processes it had.
+    Returns the pids of the killed grader and its processes.
     """
     grader = start_grader(path)
     deadline = time.monotonic() + timeout
@@ -131,32 +98,7 @@ def kill_when(path, ready, timeout=300):
     while (still_running(tree) or mentioning(path)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert still_running(tree) == [] and mentioning(path) == []
-    return grader.pid, len(tree)
-
-
-def gradebook_state(path):
-    """Every student's submission rows and per-cell auto scores, from nbgrader's Gradebook."""
-    state = {}
-    with course.gradebook(path) as gb:
-        for student in gb.students:
-            rows = gb.db.query(SubmittedAssignment).filter(SubmittedAssignment.student == student).all()
-            notebooks = gb.find_submission(ASSIGNMENT, student.id).notebooks
-            state[student.id] = {
-                "submission_rows": len(rows),
-                "grades": sorted((nb.name, g.name, g.auto_score) for nb in notebooks for g in nb.grades)}
-    return state
-
-
-def results_state(path):
-    """The result files, without the wall-clock seconds (the only part that may differ)."""
-    state = {}
-    for file in result_files(path):
-        with open(file) as f:
-            result = json.load(f)
-        for notebook in result["notebooks"].values():
-            notebook.pop("seconds")
-        state[os.path.relpath(file, path)] = result
-    return state
+    return list(tree)
 
 
 def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
@@ -168,30 +110,30 @@ def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
 
     resumed = course_copy(root, template, "resumed")
     started = time.monotonic()
-    first, _ = kill_when(resumed, lambda: time.monotonic() - started > 2)  # still starting up
+    first = kill_when(resumed, lambda: time.monotonic() - started > 2)  # still starting up
     assert result_files(resumed) == []
     # The unreadable notebook is judged at once; the second result comes from a kernel.
-    second, processes = kill_when(resumed, lambda: len(result_files(resumed)) >= 2)
-    assert processes > 3  # killed with workers and sandboxed kernels running
+    second = kill_when(resumed, lambda: len(result_files(resumed)) >= 2)
+    assert len(second) > 3  # killed with workers and sandboxed kernels running
     assert 2 <= len(result_files(resumed)) < 4
-    assert run_dirs(second)  # its kernel sockets and captures, left behind by SIGKILL
+    assert run_dirs(second)  # the workers' kernel sockets and captures, left behind by SIGKILL
     run_grader(resumed)
-    assert run_dirs(first) == run_dirs(second) == []  # swept by the re-run
+    assert run_dirs(first + second) == []  # swept by the re-run
 
     assert results_state(resumed) == results_state(uninterrupted)
     assert len(results_state(resumed)) == 4
-    expected = gradebook_state(uninterrupted)
-    assert gradebook_state(resumed) == expected
+    expected = gradebook_state(uninterrupted, ASSIGNMENT)
+    assert gradebook_state(resumed, ASSIGNMENT) == expected
     assert sorted(expected) == ["broken", "correct", "off_by_one", "stub"]
     assert all(student["submission_rows"] == 1 for student in expected.values())
     assert sum(score for _, _, score in expected["correct"]["grades"]) == 9
     assert files_under(resumed, "autograded") == files_under(uninterrupted, "autograded")
 
 
-def run_dirs(grader_pid):
-    """The temporary directories of the grader with this pid."""
-    prefix = f"{course.RUN_DIR_PREFIX}{grader_pid}-"
-    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(prefix)]
+def run_dirs(pids):
+    """The temporary directories of the grading processes with these pids."""
+    prefixes = tuple(f"{submission.RUN_DIR_PREFIX}{pid}-" for pid in pids)
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(prefixes)]
 
 
 def files_under(path, folder):

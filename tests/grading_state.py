@@ -1,0 +1,65 @@
+"""What a graded course ended with, and which processes are running: for comparing grading runs."""
+
+import json
+import os
+
+from nbgrader.api import SubmittedAssignment
+
+from grader import course, submission
+
+
+def result_files(path):
+    return sorted(os.path.join(dirpath, name) for dirpath, _, names in os.walk(os.path.join(path, "autograded"))
+                  for name in names if name == submission.RESULT_FILE)
+
+
+def process_tree(root_pid):
+    """{pid: start time} of `root_pid` and everything below it, read from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = read_stat(int(entry))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry))
+    tree, todo = {}, [root_pid]
+    while todo:
+        pid = todo.pop()
+        stat = read_stat(pid)
+        if stat:
+            tree[pid] = stat[19]
+            todo += children.get(pid, [])
+    return tree
+
+
+def read_stat(pid):
+    """/proc/<pid>/stat fields after the command name (state first), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def gradebook_state(path, assignment):
+    """Every student's submission rows and per-cell auto scores, from nbgrader's Gradebook."""
+    state = {}
+    with course.gradebook(path) as gb:
+        for student in gb.students:
+            rows = gb.db.query(SubmittedAssignment).filter(SubmittedAssignment.student == student).all()
+            notebooks = gb.find_submission(assignment, student.id).notebooks
+            state[student.id] = {
+                "submission_rows": len(rows),
+                "grades": sorted((nb.name, g.name, g.auto_score) for nb in notebooks for g in nb.grades)}
+    return state
+
+
+def results_state(path):
+    """The result files, without the wall-clock seconds (the only part that may differ)."""
+    state = {}
+    for file in result_files(path):
+        with open(file) as f:
+            result = json.load(f)
+        for notebook in result["notebooks"].values():
+            notebook.pop("seconds")
+        state[os.path.relpath(file, path)] = result
+    return state
