@@ -168,6 +168,9 @@ def prepare_submission(job):
     return {**job, "prepared": prepared}
 
 
+_SANDBOX_CHECKED = []
+
+
 def execute_submission(job, support):
     """Worker stage: run each prepared notebook in the sandbox; return what it produced.
 
@@ -177,6 +180,11 @@ def execute_submission(job, support):
     neither the reference nor Keras; `judge_submission` computes verdicts in
     the grader's main process.
     """
+    if not job["unsafe"] and not _SANDBOX_CHECKED:
+        # A Ray worker machine without a usable bubblewrap refuses the job
+        # (the driver reports it, ungraded) rather than grading zeros.
+        sandbox.check_available()
+        _SANDBOX_CHECKED.append(True)
     slot = sandbox.claim_slot()
     uid = sandbox.sandbox_uid(slot)
     runs = {}

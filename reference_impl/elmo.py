@@ -14,7 +14,8 @@ Read top to bottom:
    forward+backward concatenation) and the two LSTM layers.
 4. `ELMoPretrainer`: a softmax over a word vocabulary, shared by both
    directions: the forward LM predicts the next word, the backward LM the
-   previous one.
+   previous one. Full softmax for small vocabularies; for large ones, the
+   sampled softmax bilm-tf trained with (`num_sampled`).
 5. `ScalarMix` and `ELMoClassifier`: a task learns softmax-normalised weights
    over the three layers and a scale gamma, on top of the frozen biLM, and a
    small recurrent classifier reads the mixed vectors.
@@ -415,30 +416,102 @@ def count_bilm_parameters(filters=FULL_FILTERS, character_dim=16, num_highway=2,
     return {**parts, "total": sum(parts.values())}
 
 
+def log_uniform_probabilities(ids, vocabulary_size):
+    """Q(id) of the log-uniform (Zipfian) sampler: log((id + 2) / (id + 1)) / log(V + 1).
+
+    It suits a word vocabulary sorted by frequency (`build_word_vocabulary`).
+    """
+    ids = ops.cast(ids, "float32")
+    return ops.log((ids + 2.0) / (ids + 1.0)) / float(np.log(vocabulary_size + 1.0))
+
+
+def sample_log_uniform(num_sampled, vocabulary_size, seed=None):
+    """`num_sampled` word ids drawn with replacement from the log-uniform distribution."""
+    uniform = keras.random.uniform((num_sampled,), seed=seed)
+    ids = ops.floor(ops.exp(uniform * float(np.log(vocabulary_size + 1.0)))) - 1.0
+    return ops.cast(ops.clip(ids, 0, vocabulary_size - 1), "int32")
+
+
+def sampled_softmax_loss(hidden, targets, kernel, bias, sampled_ids, vocabulary_size):
+    """Per-position cross-entropy [B, T] of a softmax over the true word and the sampled words.
+
+    As bilm-tf trains its biLM (Jean et al., 2015): every position shares the
+    `sampled_ids` [S]; each logit has the log of its expected count under the
+    sampler (S * Q(id)) subtracted, so the estimate corrects for sampling
+    frequent words more often; a sampled id equal to the position's true word
+    (an "accidental hit") is removed. `kernel` [P, V] and `bias` [V] are the
+    softmax layer's weights.
+    """
+    num_sampled = ops.shape(sampled_ids)[0]
+    true_weights = ops.take(ops.transpose(kernel), targets, axis=0)  # [B, T, P]
+    true_logits = ops.sum(hidden * true_weights, axis=-1) + ops.take(bias, targets)
+    true_logits -= ops.log(ops.cast(num_sampled, "float32") * log_uniform_probabilities(targets, vocabulary_size))
+    sampled_logits = ops.matmul(hidden, ops.take(kernel, sampled_ids, axis=1)) + ops.take(bias, sampled_ids)
+    sampled_logits -= ops.log(ops.cast(num_sampled, "float32")
+                              * log_uniform_probabilities(sampled_ids, vocabulary_size))
+    hits = ops.expand_dims(targets, -1) == ops.reshape(sampled_ids, (1, 1, -1))
+    sampled_logits = ops.where(hits, ops.full_like(sampled_logits, -1e9), sampled_logits)
+    logits = ops.concatenate([ops.expand_dims(true_logits, -1), sampled_logits], axis=-1)
+    return -ops.log_softmax(logits, axis=-1)[..., 0]
+
+
 @register
 class ELMoPretrainer(keras.Model):
-    """Both LMs' next-word logits through one shared softmax over a word vocabulary.
+    """Both LMs' next-word predictions through one shared softmax over a word vocabulary.
 
-    Outputs `forward_logits` (position t predicts word t + 1) and
-    `backward_logits` (position t predicts word t - 1), each [B, T, V]. Train
-    with targets and weights from `language_model_targets`.
+    Full softmax (`num_sampled=None`, for small vocabularies): outputs
+    `forward_logits` (position t predicts word t + 1) and `backward_logits`
+    (position t predicts word t - 1), each [B, T, V]; train with
+    `compile_elmo_pretraining` and targets and weights from
+    `language_model_targets`.
+
+    Sampled softmax (`num_sampled=S`, for large vocabularies): outputs the
+    top LSTM states `forward_output` and `backward_output` [B, T, P], never
+    the [B, T, V] logits; training scores each position against its true
+    word and S sampled words (`sampled_softmax_loss`), evaluation with the
+    full softmax. Same targets and weights, same compile function.
     """
 
-    def __init__(self, bilm, vocabulary_size, **kwargs):
+    def __init__(self, bilm, vocabulary_size, num_sampled=None, seed=None, **kwargs):
         self.bilm = bilm
         self.vocabulary_size = vocabulary_size
+        self.num_sampled = num_sampled
+        self.seed = seed
         self.softmax = keras.layers.Dense(vocabulary_size, name="softmax")
         inputs = dict(bilm.input)
         outputs = bilm(inputs)
-        super().__init__(
-            inputs=inputs,
-            outputs={"forward_logits": self.softmax(outputs["forward_output"]),
-                     "backward_logits": self.softmax(outputs["backward_output"])},
-            **kwargs)
+        if num_sampled:
+            self.softmax.build((None, outputs["forward_output"].shape[-1]))
+            self.seed_generator = keras.random.SeedGenerator(seed)
+            outputs = {"forward_output": outputs["forward_output"], "backward_output": outputs["backward_output"]}
+        else:
+            outputs = {"forward_logits": self.softmax(outputs["forward_output"]),
+                       "backward_logits": self.softmax(outputs["backward_output"])}
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Sampled softmax: the mean over real target words of both directions' losses, as bilm-tf."""
+        if not self.num_sampled:
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        if training:
+            sampled_ids = sample_log_uniform(self.num_sampled, self.vocabulary_size, self.seed_generator)
+        losses = []
+        for direction in ("forward", "backward"):
+            targets = ops.cast(y[f"{direction}_logits"], "int32")
+            weights = ops.cast(sample_weight[f"{direction}_logits"], "float32")
+            hidden = y_pred[f"{direction}_output"]
+            if training:
+                per_position = sampled_softmax_loss(hidden, targets, self.softmax.kernel, self.softmax.bias,
+                                                    sampled_ids, self.vocabulary_size)
+            else:
+                per_position = keras.losses.sparse_categorical_crossentropy(
+                    targets, self.softmax(hidden), from_logits=True)
+            losses.append(ops.sum(per_position * weights) / ops.maximum(ops.sum(weights), 1.0))
+        return 0.5 * (losses[0] + losses[1])
 
     def get_config(self):
         return {"name": self.name, "bilm": keras.layers.serialize(self.bilm),
-                "vocabulary_size": self.vocabulary_size}
+                "vocabulary_size": self.vocabulary_size, "num_sampled": self.num_sampled, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):
@@ -449,6 +522,9 @@ class ELMoPretrainer(keras.Model):
 
 def compile_elmo_pretraining(pretrainer, learning_rate=2e-3, jit_compile="auto"):
     """Mean cross-entropy of both directions (bilm-tf averages the two losses)."""
+    if pretrainer.num_sampled:  # the loss is the model's own (`compute_loss`)
+        pretrainer.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=10.0), jit_compile=jit_compile)
+        return pretrainer
     # Averaged over real target words, not over all positions.
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                       reduction="mean_with_sample_weight")

@@ -7,3 +7,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # own sandbox uid range, so one's process limit never counts the other's kernels.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 os.environ["GRADER_SANDBOX_UID_BASE"] = str(61000 + 1000 * int(_worker.removeprefix("gw")))
+
+# The longest files start first (pytest-xdist hands out files in this order),
+# so none of them is left running alone while the other process idles.
+SLOWEST_FIRST = ["test_demo.py", "test_scaling.py", "test_grader_resume.py", "test_benchmarks_end_to_end.py",
+                 "test_grader_course.py"]
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: SLOWEST_FIRST.index(item.path.name) if item.path.name in SLOWEST_FIRST
+               else len(SLOWEST_FIRST))
