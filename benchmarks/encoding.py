@@ -16,8 +16,6 @@ gets stale arrays.
 import hashlib
 import os
 
-import numpy as np
-
 from reference_impl import tokenizers
 
 
