@@ -102,9 +102,9 @@ def main():
     keras.utils.set_random_seed(args.seed)
     classifier = ELMoClassifier(bilm, num_classes=2)
     classifier.compile(optimizer=keras.optimizers.Adam(2e-3),
-                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start = time.perf_counter()
-    classifier.fit({"character_ids": character_ids(train_sentences, args.max_tokens)}, train_labels,
+    history = classifier.fit({"character_ids": character_ids(train_sentences, args.max_tokens)}, train_labels,
                    batch_size=32, epochs=args.epochs, verbose=0)
     train_seconds = time.perf_counter() - start
     logits = classifier.predict({"character_ids": character_ids(dev_sentences, args.max_tokens)},
@@ -115,10 +115,12 @@ def main():
 
     table = Table(title=f"SST-2 dev accuracy ({len(dev_labels)} sentences); "
                         f"{len(train_labels)} training sentences")
-    for column in ("model", "dev accuracy", "train time (s)"):
+    for column in ("model", "dev accuracy", "train accuracy (last epoch)", "train time (s)"):
         table.add_column(column)
-    table.add_row(f"majority class (label {majority})", f"{majority_accuracy:.4f}", "0")
+    table.add_row(f"majority class (label {majority})", f"{majority_accuracy:.4f}",
+                  f"{np.mean(train_labels == majority):.4f}", "0")
     table.add_row(f"frozen ELMo ({args.size}) + scalar mix + BiLSTM", f"{elmo_accuracy:.4f}",
+                  f"{history.history['accuracy'][-1]:.4f}",
                   f"{pretrain_seconds:.0f} pretrain + {train_seconds:.0f} classifier")
     console.print(table)
     console.print(f"backend: {keras.backend.backend()}; mixing weights "
