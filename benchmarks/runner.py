@@ -88,7 +88,6 @@ class BenchmarkRunner:
         self.arrays = TaskArrays(glue_dir, cache_dir, config)
         self.progress = progress
         self.executor = executor or cluster_executor.LocalExecutor()
-        self.hardware = results.hardware_description()
         self.versions = results.library_versions()
 
     def run(self, submission_folders):
@@ -103,7 +102,7 @@ class BenchmarkRunner:
                 if lost:
                     self.database.add_failure(spec["digest"], spec["metadata"]["name"], spec["trained_task"], str(lost))
                 else:
-                    self.store(spec, outcome, self._value(arrays))
+                    self.store(spec, outcome, self.executor.fetch(arrays))
                 bar.set_description(f"{spec['metadata']['name']} {spec['trained_task']} seed {spec['seed']}")
                 bar.update(1)
 
@@ -144,7 +143,7 @@ class BenchmarkRunner:
                 continue
             for seed, names in pending.items():
                 spec = {"digest": digest, "metadata": metadata, "trained_task": trained_task, "scored_tasks": names,
-                        "seed": seed, "config": self.config.to_dict(), "progress": self.progress and self._local()}
+                        "seed": seed, "config": self.config.to_dict(), "progress": self.progress and self.executor.in_process}
                 jobs.append((spec, encoder_file, arrays))
         return jobs, skipped
 
@@ -153,12 +152,6 @@ class BenchmarkRunner:
         return {"train": self.arrays.load(pair_encoder, trained_task, "train"),
                 "evaluations": {task: {split: self.arrays.load(pair_encoder, task, split) for split in ("dev", "test")}
                                 for task in scored_tasks}}
-
-    def _local(self):
-        return isinstance(self.executor, cluster_executor.LocalExecutor)
-
-    def _value(self, shared):
-        return shared if self._local() else self.executor.ray.get(shared)
 
     def store(self, spec, outcome, arrays):
         """Score dev predictions and store the runs with every prediction, in one transaction."""

@@ -38,9 +38,14 @@ class LocalExecutor:
     def __init__(self, processes=None, initializer=None):
         self.processes = processes
         self.initializer = initializer
+        self.in_process = processes is None  # jobs can draw progress bars on this terminal
 
     def share(self, value):
         return value
+
+    def fetch(self, shared):
+        """The value behind a `share()` handle, in the driver."""
+        return shared
 
     def completed(self, function, jobs):
         """Yield (job, result, error) as each `function(*job)` finishes; error is a JobLost or None."""
@@ -84,9 +89,13 @@ class RayExecutor:
         if num_gpus == "auto":
             num_gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
         self.options = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)
+        self.in_process = False
 
     def share(self, value):
         return self.ray.put(value)
+
+    def fetch(self, shared):
+        return self.ray.get(shared)
 
     def completed(self, function, jobs):
         """Yield (job, result, error) as each task finishes; error is a JobLost or None."""

@@ -230,11 +230,7 @@ def read_captures(capture_dir, names):
 
 
 def judge_submission(job, runs):
-    """Main-process stage: judge the captures, save the result atomically (marks it done).
-
-    `runs` is None when the worker was lost: the submission gets no marks and
-    an event saying it was not run (grading again retries it).
-    """
+    """Main-process stage: judge the captures, save the result atomically (marks it done)."""
     from grader import verdicts  # imports the reference; only the main process needs it
 
     os.makedirs(job["autograded_dir"], exist_ok=True)
@@ -242,9 +238,7 @@ def judge_submission(job, runs):
     for notebook in job["notebooks"]:
         name = notebook["name"]
         prepared = job["prepared"][name]
-        run = runs[name] if runs else {"events": [], "seconds": 0.0, "executed": None, "captures": {}}
-        if runs is None:
-            run["events"].append("the notebook could not be run (its grading worker was lost)")
+        run = runs[name]
         sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
         if run["executed"] is not None:
             _write_atomic(os.path.join(job["autograded_dir"], name + ".ipynb"), run["executed"])

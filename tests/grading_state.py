@@ -1,11 +1,29 @@
-"""What a graded course ended with, and which processes are running: for comparing grading runs."""
+"""Courses to grade, what a graded course ended with, and which processes are running: for comparing grading runs."""
 
 import json
 import os
 
+import nbformat
 from nbgrader.api import SubmittedAssignment
 
+from course_demo.sample_students import CAUSAL_OFF_BY_ONE, HEADS, SDPA, student_notebook, write_inbox
 from grader import course, submission
+
+ASSIGNMENT = "attention"
+
+
+def collected_course(path, inbox, **setup):
+    """A released attention course with three submissions collected from `inbox`:
+    correct, the unchanged stub, and a known bug (causal mask off by one)."""
+    path = course.setup(path, assignments=[ASSIGNMENT], **setup)
+    release_dir = course.release(path, ASSIGNMENT)
+    release_nb = nbformat.read(os.path.join(release_dir, "attention.ipynb"), as_version=4)
+    source_nb = nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4)
+    write_inbox({"correct": source_nb, "stub": release_nb,
+                 "off_by_one": student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE,
+                                                             "heads": HEADS})}, inbox)
+    course.collect(path, ASSIGNMENT, inbox)
+    return path
 
 
 def result_files(path):

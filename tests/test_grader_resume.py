@@ -15,30 +15,21 @@ import sys
 import tempfile
 import time
 
-import nbformat
 import pytest
 
-from course_demo.sample_students import CAUSAL_OFF_BY_ONE, HEADS, SDPA, student_notebook, write_inbox
 from grader import course, submission
-from tests.grading_state import gradebook_state, process_tree, read_stat, result_files, results_state
-
-ASSIGNMENT = "attention"
+from tests.grading_state import (ASSIGNMENT, collected_course, gradebook_state, process_tree, read_stat,
+                                 result_files, results_state)
 
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """A released course with four collected submissions (three run a kernel, one is unreadable)."""
     root = tmp_path_factory.mktemp("resume")
-    path = course.setup(str(root / "template"), assignments=[ASSIGNMENT])
-    release_dir = course.release(path, ASSIGNMENT)
-    release_nb = nbformat.read(os.path.join(release_dir, "attention.ipynb"), as_version=4)
-    source_nb = nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4)
-    write_inbox({"correct": source_nb, "stub": release_nb,
-                 "off_by_one": student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE,
-                                                             "heads": HEADS})}, str(root / "inbox"))
-    (root / "inbox" / "broken").mkdir()
-    (root / "inbox" / "broken" / "attention.ipynb").write_text('{"cells": [ not json')
-    course.collect(path, ASSIGNMENT, str(root / "inbox"))
+    path = collected_course(str(root / "template"), str(root / "inbox"))
+    (root / "broken" / "broken").mkdir(parents=True)
+    (root / "broken" / "broken" / "attention.ipynb").write_text('{"cells": [ not json')
+    course.collect(path, ASSIGNMENT, str(root / "broken"))
     return root, path
 
 

@@ -16,15 +16,11 @@ import tempfile
 import threading
 import time
 
-import nbformat
 import numpy as np
 import pytest
 
-from course_demo.sample_students import CAUSAL_OFF_BY_ONE, HEADS, SDPA, student_notebook, write_inbox
 from grader import course
-from tests.grading_state import gradebook_state, process_tree, results_state
-
-ASSIGNMENT = "attention"
+from tests.grading_state import ASSIGNMENT, collected_course, gradebook_state, process_tree, results_state
 
 
 def _free_port():
@@ -122,24 +118,13 @@ def kill_node_when_busy(cluster, node, task_name, timeout=600):
     return killed
 
 
-def graded_course(root, name, **setup):
-    path = course.setup(str(root / name), assignments=[ASSIGNMENT], **setup)
-    release_dir = course.release(path, ASSIGNMENT)
-    release_nb = nbformat.read(os.path.join(release_dir, "attention.ipynb"), as_version=4)
-    source_nb = nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4)
-    write_inbox({"correct": source_nb, "stub": release_nb,
-                 "off_by_one": student_notebook(release_nb, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE,
-                                                             "heads": HEADS})}, str(root / name / "inbox"))
-    course.collect(path, ASSIGNMENT, str(root / name / "inbox"))
-    return path
-
-
 def test_grading_through_ray_and_postgresql_matches_local_grading(tmp_path, postgres, ray_cluster):
     cluster, worker = ray_cluster
-    local = graded_course(tmp_path, "local")
+    local = collected_course(str(tmp_path / "local"), str(tmp_path / "local-inbox"))
     course.autograde(local, ASSIGNMENT, workers=2, progress=False)
 
-    distributed = graded_course(tmp_path, "distributed", gradebook_url=postgres("gradebook"))
+    distributed = collected_course(str(tmp_path / "distributed"), str(tmp_path / "distributed-inbox"),
+                                   gradebook_url=postgres("gradebook"))
     assert course.db_url(distributed).startswith("postgresql://")
     killed = kill_node_when_busy(cluster, worker, "execute_submission")
     course.autograde(distributed, ASSIGNMENT, progress=False, executor="ray", ray_address=cluster.address)
