@@ -125,13 +125,15 @@ def bwrap_args(*, runtime_dir, capture_dir, support_files, env, limits, sources)
 
     `sources` maps each read-only path inside the sandbox to where bwrap reads it from.
     """
+    # The private /tmp first: the read-only binds then land on top of it, so a
+    # Python environment that lives under /tmp (a clone in /tmp) stays visible.
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--hostname", "sandbox", "--clearenv"]
+            "--hostname", "sandbox", "--clearenv", "--tmpfs", "/tmp"]
     for path in system_binds():
         args += ["--ro-bind", sources.get(path, path), path]
     for link, target in symlinked_roots().items():
         args += ["--symlink", target, link]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+    args += ["--proc", "/proc", "--dev", "/dev",
              "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
              "--bind", runtime_dir, runtime_dir, "--bind", capture_dir, CAPTURE]
     for name, path in support_files.items():
@@ -223,12 +225,6 @@ def check_available():
             "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "
             "`apt-get install bubblewrap`, or `make system-deps`), or pass "
             "--unsafe-no-sandbox to run student code without isolation.")
-    hidden = [path for path in system_binds() if path == "/tmp" or path.startswith("/tmp/")]
-    if hidden:
-        raise SandboxUnavailable(
-            f"the Python environment lives under /tmp ({hidden[0]}), which the sandbox replaces "
-            "with a private, empty /tmp, so student kernels could not start. Create the "
-            "virtualenv (or clone the project) outside /tmp and run the grader from there.")
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as probe:
         os.chmod(probe, 0o755)  # the sandbox user must reach the directories inside
         runtime, capture = os.path.join(probe, "runtime"), os.path.join(probe, "capture")

@@ -231,7 +231,11 @@ def test_unsafe_mode_runs_without_the_sandbox(tmp_path):
     assert "grader-unsafe-" in nb.cells[1].outputs[0]["text"]
 
 
-def test_refuses_a_python_environment_under_tmp(monkeypatch):
+def test_a_python_environment_under_tmp_is_bound_over_the_private_tmp(monkeypatch):
+    """A clone in /tmp works: the private /tmp is mounted first, the environment on top of it."""
     monkeypatch.setattr(sandbox, "system_binds", lambda: ["/usr", "/tmp/clone/.venv"])
-    with pytest.raises(sandbox.SandboxUnavailable, match=r"under /tmp \(/tmp/clone/.venv\).*outside /tmp"):
-        sandbox.check_available()
+    args = sandbox.bwrap_args(runtime_dir="/tmp/run", capture_dir="/tmp/cap", support_files={}, env={},
+                              limits=LIMITS, sources={})
+    private_tmp = args.index("--tmpfs")
+    assert args[private_tmp + 1] == "/tmp"
+    assert args.index("/tmp/clone/.venv") > private_tmp
