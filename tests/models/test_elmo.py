@@ -161,6 +161,46 @@ def test_pretraining_loss_falls_on_real_sentences(num_sampled, drop):
     assert before > 5.5 and after < before - drop, (before, after)
 
 
+def test_length_batches_cover_every_sentence_once_and_cut_only_padding():
+    from reference_impl.elmo import LengthBatches
+
+    rng = np.random.default_rng(0)
+    sentences = [["w"] * int(n) for n in rng.integers(1, 30, size=203)]
+    ids = character_ids(sentences, max_tokens=32)
+    y, weights = language_model_targets(word_ids(sentences, ["<pad>", "<unk>", "<S>", "</S>", "w"], 32))
+    labels = np.arange(len(sentences))  # a sentence-level array: rows, never cut
+    lengths = [len(s) + 2 for s in sentences]
+    batches = LengthBatches({"character_ids": ids}, lengths, 16, labels, seed=1)
+    seen = []
+    for index in range(len(batches)):
+        x, rows = batches[index]
+        cut = x["character_ids"].shape[1]
+        assert cut % 8 == 0
+        assert cut >= max(lengths[r] for r in rows) and cut - 8 < max(lengths[r] for r in rows)
+        np.testing.assert_array_equal(x["character_ids"], ids[rows, :cut])
+        assert not ids[rows, cut:].any()  # only padding was dropped
+        seen.extend(rows.tolist())
+    assert sorted(seen) == list(range(len(sentences)))
+    # Targets and weights are cut like the inputs; the order of batches changes between epochs.
+    x, y_cut, w_cut = LengthBatches({"character_ids": ids}, lengths, 16, y, weights)[0]
+    assert y_cut["forward_logits"].shape == w_cut["backward_logits"].shape == x["character_ids"].shape[:2]
+    first = [batches[i][1].tolist() for i in range(len(batches))]
+    batches.on_epoch_end()
+    assert [batches[i][1].tolist() for i in range(len(batches))] != first
+
+
+def test_unigram_softmax_bias_predicts_each_words_frequency():
+    from reference_impl.corpus import offline_corpus, split_sentences
+
+    sentences = [split_words(s) for doc in offline_corpus()[:20] for s in split_sentences(doc)]
+    vocabulary = build_word_vocabulary([s for s in sentences if s], vocabulary_size=300)
+    ids = word_ids([s for s in sentences if s], vocabulary, max_tokens=24)
+    pretrainer = ELMoPretrainer(ELMoBiLM.from_name("tiny"), len(vocabulary))
+    pretrainer.set_unigram_softmax_bias(ids)
+    counts = np.bincount(ids[ids != 0], minlength=len(vocabulary)) + 1.0
+    np.testing.assert_allclose(numpy(keras.ops.softmax(pretrainer.softmax.bias)), counts / counts.sum(), rtol=1e-4)
+
+
 def test_sampled_softmax_loss_equals_tensorflows():
     """Against tf.nn.sampled_softmax_loss given the same samples and expected counts."""
     import tensorflow as tf
