@@ -149,14 +149,17 @@ class LengthBatches(keras.utils.PyDataset):
         order = self.rng.permutation(len(self.lengths))
         order = order[np.argsort(self.lengths[order], kind="stable")]
         self.batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-        self.rng.shuffle(self.batches)
+        self.on_epoch_end()
 
     def __len__(self):
         return len(self.batches)
 
+    def cut_length(self, rows):
+        return int(-(-self.lengths[rows].max() // 8) * 8)
+
     def __getitem__(self, index):
         rows = self.batches[index]
-        length = int(-(-self.lengths[rows].max() // 8) * 8)
+        length = self.cut_length(rows)
 
         def cut(array):
             if array is None:
@@ -170,6 +173,12 @@ class LengthBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.rng.shuffle(self.batches)
+        # Keras's TensorFlow adapter takes the input signature from the first
+        # two batches: give them different lengths, so the token axis stays open.
+        lengths = [self.cut_length(rows) for rows in self.batches]
+        other = next((i for i, length in enumerate(lengths) if length != lengths[0]), None)
+        if other is not None:
+            self.batches[1], self.batches[other] = self.batches[other], self.batches[1]
 
 
 # --------------------------------------------------------------------------

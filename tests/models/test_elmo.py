@@ -187,6 +187,23 @@ def test_length_batches_cover_every_sentence_once_and_cut_only_padding():
     first = [batches[i][1].tolist() for i in range(len(batches))]
     batches.on_epoch_end()
     assert [batches[i][1].tolist() for i in range(len(batches))] != first
+    # Keras's TensorFlow adapter reads the input shapes off the first two batches.
+    assert batches[0][0]["character_ids"].shape[1] != batches[1][0]["character_ids"].shape[1]
+
+
+def test_classifier_trains_on_length_batches(tiny_bilm):
+    """Batches of several lengths in one fit (under TensorFlow, the token axis must stay open)."""
+    from reference_impl.elmo import LengthBatches
+
+    sentences = [["good"] * n for n in range(1, 25)] * 4
+    labels = np.arange(len(sentences)) % 2
+    batches = LengthBatches({"character_ids": character_ids(sentences, 32)},
+                            [len(s) + 2 for s in sentences], 8, labels, seed=3)
+    assert len({batches[i][0]["character_ids"].shape[1] for i in range(len(batches))}) == 4
+    classifier = ELMoClassifier(tiny_bilm, num_classes=2, hidden_units=8)
+    classifier.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = classifier.fit(batches, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
 
 
 def test_unigram_softmax_bias_predicts_each_words_frequency():
