@@ -565,8 +565,7 @@ class ELMoPretrainer(keras.Model):
         word; with this bias the cosine stayed near 0.45.
         """
         word_ids_ = np.asarray(word_ids_)
-        counts = np.bincount(word_ids_[word_ids_ != 0], minlength=self.vocabulary_size)[: self.vocabulary_size]
-        counts = counts.astype("float64") + 1.0
+        counts = np.bincount(word_ids_[word_ids_ != 0], minlength=self.vocabulary_size) + 1.0
         self.softmax.bias.assign(np.log(counts / counts.sum()).astype("float32"))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -663,11 +662,10 @@ class ELMoClassifier(keras.Model):
         inputs = dict(bilm.input)
         outputs = bilm(inputs)
         x = self.scalar_mix(outputs["elmo_layers"])
-        # Each feature standardised over the batch's real tokens. A briefly
-        # pretrained biLM's vectors are small (~0.01) and share most of their
-        # direction (cosine > 0.9 between different words); a per-token
-        # LayerNorm kept that shared part, and the task's LSTM learned
-        # nothing. Batch statistics remove it, so the words' differences remain.
+        # Each feature standardised over the batch's real tokens. Whatever
+        # direction all tokens share (most of the vector, for a briefly
+        # pretrained biLM) would survive a per-token LayerNorm; batch
+        # statistics remove it, so the words' differences remain.
         x = keras.layers.BatchNormalization(name="mix_batch_norm")(x, mask=outputs["token_mask"])
         x = keras.layers.Dropout(dropout)(x)
         x = keras.layers.Bidirectional(keras.layers.LSTM(hidden_units), name="encoder")(

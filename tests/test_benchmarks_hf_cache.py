@@ -5,7 +5,6 @@ stores them: its own column names, labels as ClassLabel ids in the hub's
 order (RTE/QNLI: entailment = 0; WNLI: entailment = 1), `idx`, hidden test labels -1.
 """
 
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -10,6 +10,7 @@ from reference_impl.elmo import (
     ELMoBiLM,
     ELMoClassifier,
     ELMoPretrainer,
+    LengthBatches,
     ScalarMix,
     build_word_vocabulary,
     character_ids,
@@ -162,8 +163,6 @@ def test_pretraining_loss_falls_on_real_sentences(num_sampled, drop):
 
 
 def test_length_batches_cover_every_sentence_once_and_cut_only_padding():
-    from reference_impl.elmo import LengthBatches
-
     rng = np.random.default_rng(0)
     sentences = [["w"] * int(n) for n in rng.integers(1, 30, size=203)]
     ids = character_ids(sentences, max_tokens=32)
@@ -193,8 +192,6 @@ def test_length_batches_cover_every_sentence_once_and_cut_only_padding():
 
 def test_classifier_trains_on_length_batches(tiny_bilm):
     """Batches of several lengths in one fit (under TensorFlow, the token axis must stay open)."""
-    from reference_impl.elmo import LengthBatches
-
     sentences = [["good"] * n for n in range(1, 25)] * 4
     labels = np.arange(len(sentences)) % 2
     batches = LengthBatches({"character_ids": character_ids(sentences, 32)},
@@ -210,8 +207,9 @@ def test_unigram_softmax_bias_predicts_each_words_frequency():
     from reference_impl.corpus import offline_corpus, split_sentences
 
     sentences = [split_words(s) for doc in offline_corpus()[:20] for s in split_sentences(doc)]
-    vocabulary = build_word_vocabulary([s for s in sentences if s], vocabulary_size=300)
-    ids = word_ids([s for s in sentences if s], vocabulary, max_tokens=24)
+    sentences = [s for s in sentences if s]
+    vocabulary = build_word_vocabulary(sentences, vocabulary_size=300)
+    ids = word_ids(sentences, vocabulary, max_tokens=24)
     pretrainer = ELMoPretrainer(ELMoBiLM.from_name("tiny"), len(vocabulary))
     pretrainer.set_unigram_softmax_bias(ids)
     counts = np.bincount(ids[ids != 0], minlength=len(vocabulary)) + 1.0
