@@ -11,7 +11,7 @@ weights), built with `from_name`.
 
       config.json          {"format": "reference_impl.preset", "family": "bert",
                             "class": "BertBackbone", "config": {...get_config()...},
-                            "weights": "model.weights.h5", "tokenizer": "WordPieceEncoder"}
+                            "tokenizer": "WordPieceEncoder"}
       model.weights.h5     the weights (Keras's `save_weights`)
       vocab.txt, ...       the tokenizer's files, when one was passed (`encoder.save`)
 
@@ -100,7 +100,7 @@ class Presets:
             return load_hugging_face(preset, **overrides)
         model = family.backbone.from_config({**config["config"], **overrides})
         if load_weights:
-            model.load_weights(Path(preset) / config["weights"])
+            model.load_weights(Path(preset) / WEIGHTS_FILE)
         return model
 
     def save_to_preset(self, preset, tokenizer=None):
@@ -110,8 +110,7 @@ class Presets:
         folder = Path(preset)
         folder.mkdir(parents=True, exist_ok=True)
         config = {"format": PRESET_FORMAT, "family": family_of(type(self)).name,
-                  "class": type(self).__name__, "config": self.get_config(),
-                  "weights": WEIGHTS_FILE}
+                  "class": type(self).__name__, "config": self.get_config()}
         if tokenizer is not None:
             tokenizer.save(folder)
             config["tokenizer"] = type(tokenizer).__name__
