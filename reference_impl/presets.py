@@ -20,6 +20,7 @@ folder; the config is plain JSON passed to that class's `from_config`; the
 weights are HDF5 arrays. No code or pickle in the folder runs.
 """
 
+import importlib
 import json
 from pathlib import Path
 
@@ -93,8 +94,6 @@ class Presets:
             from reference_impl.checkpoints import load_hugging_face
 
             if not load_weights:
-                import importlib
-
                 converter = importlib.import_module(family.converter)
                 return family.backbone(**{**converter.convert_backbone_config(config), **overrides})
             return load_hugging_face(preset, **overrides)
