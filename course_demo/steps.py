@@ -10,17 +10,18 @@ import time
 from rich.table import Table
 
 
+#: The sizes the demo builds (None: all of them): every BERT size, and each
+#: other Transformer family's paper size.
+DEMO_SIZES = {"bert": None, "roberta": ("base",), "albert": ("base",), "electra": ("small",),
+              "gpt": ("base",)}
+
+
 def models(state):
     """Build every reference model at its named sizes and count parameters."""
-    from reference_impl.albert import AlbertBackbone
-    from reference_impl.bert import BertBackbone
-    from reference_impl.electra import ElectraBackbone
-    from reference_impl.gpt import GPTBackbone
-    from reference_impl.roberta import RobertaBackbone
+    from reference_impl.families import FAMILIES
 
-    sizes = [(BertBackbone, name) for name in BertBackbone.presets]
-    sizes += [(RobertaBackbone, "base"), (AlbertBackbone, "base"),
-              (ElectraBackbone, "small"), (GPTBackbone, "base")]
+    sizes = [(FAMILIES[family].backbone, name) for family, names in DEMO_SIZES.items()
+             for name in names or FAMILIES[family].sizes]
     if state["quick"]:
         sizes = [(cls, name) for cls, name in sizes if name in ("tiny", "small")]
     table = Table(title="Reference models")

@@ -36,7 +36,7 @@ class AlbertBackbone(Backbone):
     (tanh(W h_[CLS] + b), which the SOP head reads).
     """
 
-    presets = {
+    sizes = {
         "tiny": dict(num_layers=2, num_heads=2, embedding_dim=64, hidden_dim=128,
                      intermediate_dim=512),
         "base": dict(num_layers=12, num_heads=12, embedding_dim=128, hidden_dim=768,

@@ -1,33 +1,23 @@
-"""What every backbone in the kit shares: named sizes and its config.
+"""What every backbone in the kit shares: named sizes, presets and its config.
 
 Backbones are functional Keras models, as in keras-hub: each subclass builds its
 graph in `__init__` from plain arguments and passes those arguments here, so
 `get_config` / `from_config` (and with them `.keras` save and load) need no
-per-model code.
+per-model code. `sizes`, `from_name`, `from_preset` and `save_to_preset` come
+from `reference_impl.presets.Presets`.
 """
 
 import keras
 
 from reference_impl.layers import register
+from reference_impl.presets import Presets
 
 
 @register
-class Backbone(keras.Model):
-    #: Named sizes, e.g. {"tiny": {"num_layers": 2, ...}}; set by each subclass.
-    presets = {}
-
+class Backbone(Presets, keras.Model):
     def __init__(self, inputs, outputs, config, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._backbone_config = dict(config)
-
-    @classmethod
-    def from_name(cls, name, **overrides):
-        """Build a named size, e.g. `BertBackbone.from_name("tiny", vocabulary_size=8000)`."""
-        if name not in cls.presets:
-            raise ValueError(
-                f"{cls.__name__} has no size {name!r}; choose one of {sorted(cls.presets)}."
-            )
-        return cls(**{**cls.presets[name], **overrides})
 
     @property
     def token_embedding(self):
@@ -45,13 +35,23 @@ class Backbone(keras.Model):
 
 
 class WrapsBackbone:
-    """Config for models built around one backbone (pretrainers): the backbone, serialized."""
+    """Config for models built around one model (pretrainers, task heads).
+
+    The wrapped model is the constructor argument `wrapped_argument` (and the
+    attribute of that name), saved serialized; the other arguments listed in
+    `config_arguments` are saved from the attributes of the same names.
+    """
+
+    wrapped_argument = "backbone"
+    config_arguments = ()
 
     def get_config(self):
-        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone)}
+        return {"name": self.name,
+                self.wrapped_argument: keras.layers.serialize(getattr(self, self.wrapped_argument)),
+                **{name: getattr(self, name) for name in self.config_arguments}}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        config[cls.wrapped_argument] = keras.layers.deserialize(config[cls.wrapped_argument])
         return cls(**config)

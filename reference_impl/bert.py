@@ -35,7 +35,7 @@ class BertBackbone(Backbone):
 
     # The sizes of Turc et al. (2019) and BERT-base, with BERT's uncased
     # WordPiece vocabulary; pass vocabulary_size= for your own tokenizer.
-    presets = {
+    sizes = {
         name: dict(num_layers=layers, num_heads=hidden // 64, hidden_dim=hidden,
                    intermediate_dim=4 * hidden, vocabulary_size=30522)
         for name, layers, hidden in (("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512),
@@ -111,7 +111,9 @@ class BertPretrainer(WrapsBackbone, keras.Model):
     `reference_impl.masking.mask_tokens`). Outputs: `mlm_logits` [B, P, V] and
     `nsp_logits` [B, 2]. Train with `fit(x, y={"mlm_logits": mask_ids,
     "nsp_logits": is_random_next}, sample_weight={"mlm_logits": mask_weights})`
-    after `compile_pretraining` below.
+    after `reference_impl.pretraining.compile_for_pretraining(model)`, which
+    scores `mlm_logits` with `masked_lm_loss` and `nsp_logits` with plain
+    cross-entropy.
     """
 
     def __init__(self, backbone, **kwargs):

@@ -17,7 +17,7 @@ generator MLM loss + 50 * discriminator RTD loss (the paper's lambda).
 import keras
 from keras import ops
 
-from reference_impl.backbone import Backbone
+from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -50,7 +50,7 @@ class ElectraBackbone(Backbone):
     keras-hub has it, and fine-tuning trains it with the task head.
     """
 
-    presets = {
+    sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, embedding_dim=64,
                      intermediate_dim=512),
         "small": dict(num_layers=12, num_heads=4, hidden_dim=256, embedding_dim=128,
@@ -157,7 +157,7 @@ def replaced_token_detection_loss(logits, is_replaced, padding_mask):
 
 
 @register
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(WrapsBackbone, keras.Model):
     """Generator + discriminator, trained with MLM + 50 * RTD.
 
     Inputs (dict): the discriminator's inputs with masked `token_ids`, plus
@@ -181,8 +181,10 @@ class ElectraPretrainer(keras.Model):
     base), with the same depth and the discriminator's embedding layer.
     """
 
-    #: The paper's generator size for each discriminator preset.
+    #: The paper's generator size for each discriminator size.
     generator_sizes = {"tiny": 0.25, "small": 0.25, "base": 1 / 3}
+    wrapped_argument = "discriminator"
+    config_arguments = ("generator_size", "discriminator_loss_weight", "seed")
 
     def __init__(self, discriminator, generator_size=0.25, discriminator_loss_weight=50.0,
                  seed=None, **kwargs):
@@ -299,18 +301,3 @@ class ElectraPretrainer(keras.Model):
         backbone = ElectraBackbone.from_config(self.discriminator.get_config())
         backbone.set_weights(self.discriminator.get_weights())
         return backbone
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "discriminator": keras.layers.serialize(self.discriminator),
-            "generator_size": self.generator_size,
-            "discriminator_loss_weight": self.discriminator_loss_weight,
-            "seed": self.seed,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["discriminator"] = keras.layers.deserialize(config["discriminator"])
-        return cls(**config)

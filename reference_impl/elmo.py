@@ -1,9 +1,8 @@
 """ELMo (Peters et al., 2018): features mixed from a pair of LSTM language models.
 
-Read top to bottom:
-1. Characters: every token becomes 50 character ids (its UTF-8 bytes between
-   begin- and end-of-word markers), and each sentence gets begin- and
-   end-of-sentence tokens: bilm-tf's 262-symbol scheme.
+Read top to bottom (the data pipeline, character and word ids, targets and
+length-bucketed batches, is in `reference_impl.elmo_data`):
+1. Characters: every token becomes 50 character ids (`elmo_data.character_ids`).
 2. Token layer (`CharacterEncoder`): a character CNN (filter widths 1..7),
    max-pooled over characters, two highway layers and a linear projection,
    so any word, even an unseen one, gets a context-free vector.
@@ -23,163 +22,23 @@ Read top to bottom:
 All model code is `keras.ops`; character and word ids are numpy.
 """
 
-import re
-
 import keras
 import numpy as np
 from keras import ops
 
+from reference_impl.backbone import WrapsBackbone
+from reference_impl.elmo_data import (  # the data pipeline, re-exported for `from reference_impl.elmo import ...`
+    MAX_CHARACTERS_PER_TOKEN,
+    NUM_CHARACTERS,
+    LengthBatches,
+    build_word_vocabulary,
+    character_ids,
+    language_model_targets,
+    split_words,
+    word_ids,
+)
 from reference_impl.layers import register
-
-# --------------------------------------------------------------------------
-# 1. Character ids (bilm-tf's inventory, shifted by one so 0 is padding)
-# --------------------------------------------------------------------------
-
-MAX_CHARACTERS_PER_TOKEN = 50
-# Bytes are 0..255; then the markers, as in bilm-tf. Every id is stored + 1,
-# so that 0 means "no character" (padding): 262 symbols in all.
-BEGIN_SENTENCE_CHARACTER = 256
-END_SENTENCE_CHARACTER = 257
-BEGIN_WORD_CHARACTER = 258
-END_WORD_CHARACTER = 259
-PADDING_CHARACTER = 260
-NUM_CHARACTERS = 262
-BEGIN_SENTENCE, END_SENTENCE = "<S>", "</S>"
-
-
-def token_character_ids(token):
-    """One token -> [50] int32: begin-of-word, its UTF-8 bytes (cut at 48), end-of-word, padding."""
-    if token == BEGIN_SENTENCE:
-        body = [BEGIN_SENTENCE_CHARACTER]
-    elif token == END_SENTENCE:
-        body = [END_SENTENCE_CHARACTER]
-    else:
-        body = list(token.encode("utf-8"))[: MAX_CHARACTERS_PER_TOKEN - 2]
-    ids = [BEGIN_WORD_CHARACTER, *body, END_WORD_CHARACTER]
-    ids += [PADDING_CHARACTER] * (MAX_CHARACTERS_PER_TOKEN - len(ids))
-    return np.array(ids, "int32") + 1
-
-
-def split_words(text):
-    """Whitespace and punctuation split, the granularity ELMo's word vocabulary uses."""
-    return re.findall(r"\w+|[^\w\s]", text)
-
-
-def with_sentence_markers(sentences):
-    return [[BEGIN_SENTENCE, *sentence, END_SENTENCE] for sentence in sentences]
-
-
-def character_ids(sentences, max_tokens=None):
-    """Token lists -> [B, T, 50] int32 with <S> and </S> added; padding tokens are all 0.
-
-    T is the longest sentence + 2, or `max_tokens` (longer sentences are cut,
-    keeping </S>).
-    """
-    sentences = with_sentence_markers(sentences)
-    length = max_tokens or max(len(s) for s in sentences)
-    ids = np.zeros((len(sentences), length, MAX_CHARACTERS_PER_TOKEN), "int32")
-    for row, sentence in enumerate(sentences):
-        if len(sentence) > length:
-            sentence = sentence[: length - 1] + [END_SENTENCE]
-        for column, token in enumerate(sentence):
-            ids[row, column] = token_character_ids(token)
-    return ids
-
-
-# Word ids for the language-model targets: 0 is padding.
-WORD_PADDING, WORD_UNKNOWN = "<pad>", "<unk>"
-
-
-def build_word_vocabulary(sentences, vocabulary_size):
-    """The `vocabulary_size` most frequent words, after <pad>, <unk>, <S> and </S>."""
-    from collections import Counter
-
-    counts = Counter(word for sentence in sentences for word in sentence)
-    specials = [WORD_PADDING, WORD_UNKNOWN, BEGIN_SENTENCE, END_SENTENCE]
-    words = [w for w, _ in counts.most_common() if w not in specials]
-    return specials + words[: vocabulary_size - len(specials)]
-
-
-def word_ids(sentences, vocabulary, max_tokens=None):
-    """Token lists -> [B, T] int32 aligned with `character_ids` (same markers and cut)."""
-    index = {word: i for i, word in enumerate(vocabulary)}
-    unknown = index[WORD_UNKNOWN]
-    sentences = with_sentence_markers(sentences)
-    length = max_tokens or max(len(s) for s in sentences)
-    ids = np.zeros((len(sentences), length), "int32")
-    for row, sentence in enumerate(sentences):
-        if len(sentence) > length:
-            sentence = sentence[: length - 1] + [END_SENTENCE]
-        ids[row, : len(sentence)] = [index.get(word, unknown) for word in sentence]
-    return ids
-
-
-def language_model_targets(word_ids_):
-    """y and sample weights for `ELMoPretrainer`: next word forwards, previous word backwards."""
-    word_ids_ = np.asarray(word_ids_)
-    forward = np.zeros_like(word_ids_)
-    forward[:, :-1] = word_ids_[:, 1:]
-    backward = np.zeros_like(word_ids_)
-    # Only real positions predict: a padding position gets no target.
-    backward[:, 1:] = word_ids_[:, :-1] * (word_ids_[:, 1:] != 0)
-    y = {"forward_logits": forward, "backward_logits": backward}
-    weights = {name: (target != 0).astype("float32") for name, target in y.items()}
-    return y, weights
-
-
-class LengthBatches(keras.utils.PyDataset):
-    """Batches of sentences of similar length, each cut to its longest (rounded up to a multiple of 8).
-
-    Padding every sentence to one length wastes most of an LSTM's work on
-    short sentences (SST-2's training sentences average 12 tokens with their
-    markers, against 32 padded). `x`, `y` and `sample_weight` are arrays or
-    dicts of arrays with one row per sentence; arrays of two or more
-    dimensions have tokens on axis 1 and are cut, the others (labels) are
-    not. `lengths` counts each sentence's tokens, markers included. The
-    order of the batches is shuffled every epoch; multiples of 8 keep the
-    number of distinct shapes, and so of compiled functions, small.
-    """
-
-    def __init__(self, x, lengths, batch_size, y=None, sample_weight=None, seed=0, **kwargs):
-        super().__init__(**kwargs)
-        self.arrays = (x, y, sample_weight)
-        self.lengths = np.asarray(lengths)
-        self.rng = np.random.default_rng(seed)
-        # Stable sort by length after a shuffle: equal lengths mix across epochs' batches.
-        order = self.rng.permutation(len(self.lengths))
-        order = order[np.argsort(self.lengths[order], kind="stable")]
-        self.batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-        self.on_epoch_end()
-
-    def __len__(self):
-        return len(self.batches)
-
-    def cut_length(self, rows):
-        return int(-(-self.lengths[rows].max() // 8) * 8)
-
-    def __getitem__(self, index):
-        rows = self.batches[index]
-        length = self.cut_length(rows)
-
-        def cut(array):
-            if array is None:
-                return None
-            if isinstance(array, dict):
-                return {name: cut(value) for name, value in array.items()}
-            return array[rows, :length] if array.ndim >= 2 else array[rows]
-
-        x, y, sample_weight = (cut(a) for a in self.arrays)
-        return (x,) if y is None else (x, y) if sample_weight is None else (x, y, sample_weight)
-
-    def on_epoch_end(self):
-        self.rng.shuffle(self.batches)
-        # Keras's TensorFlow adapter takes the input signature from the first
-        # two batches: give them different lengths, so the token axis stays open.
-        lengths = [self.cut_length(rows) for rows in self.batches]
-        other = next((i for i, length in enumerate(lengths) if length != lengths[0]), None)
-        if other is not None:
-            self.batches[1], self.batches[other] = self.batches[other], self.batches[1]
-
+from reference_impl.presets import Presets
 
 # --------------------------------------------------------------------------
 # 2. The token layer: character CNN, highway, projection
@@ -395,7 +254,7 @@ def stack_elmo_layers(tokens, forward, backward):
 
 
 @register
-class ELMoBiLM(keras.Model):
+class ELMoBiLM(Presets, keras.Model):
     """Character encoder + forward and backward LSTM LMs.
 
     Input: `character_ids` [B, T, 50]. Outputs (dict):
@@ -405,7 +264,7 @@ class ELMoBiLM(keras.Model):
     `token_mask` [B, T]: real tokens.
     """
 
-    presets = {
+    sizes = {
         # A few thousand parameters per part: for tests.
         "tiny": dict(filters=scaled_filters(32), projection_dim=32, lstm_units=64),
         # Trains on a CPU in minutes.
@@ -444,41 +303,12 @@ class ELMoBiLM(keras.Model):
                      "backward_output": backward[-1], "token_mask": mask},
             **kwargs)
 
-    @classmethod
-    def from_name(cls, name, **overrides):
-        if name not in cls.presets:
-            raise ValueError(f"ELMoBiLM has no size {name!r}; choose one of {sorted(cls.presets)}.")
-        return cls(**{**cls.presets[name], **overrides})
-
     def get_config(self):
         return {"name": self.name, **self.config}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
-def count_bilm_parameters(filters=FULL_FILTERS, character_dim=16, num_highway=2,
-                          projection_dim=512, lstm_units=4096, num_lstm_layers=2, **unused):
-    """The biLM's weights by part, from its config; no model is built.
-
-    What is counted: the character embedding (262 x 16), the CNN, the highway
-    layers, the projection and the 2 x `num_lstm_layers` LSTMP layers. Not
-    counted: the word softmax (used only in pretraining) and a task's scalar
-    mix. For the full config this is the 93.6M of the ELMo paper and AllenNLP.
-    """
-    total_filters = sum(count for _, count in filters)
-    lstm_layer = ((projection_dim + projection_dim) * 4 * lstm_units  # input and recurrent kernels
-                  + 4 * lstm_units                                  # gate biases
-                  + lstm_units * projection_dim)                    # output projection, no bias
-    parts = {
-        "character_embedding": NUM_CHARACTERS * character_dim,
-        "convolutions": sum(width * character_dim * count + count for width, count in filters),
-        "highway": num_highway * 2 * (total_filters * total_filters + total_filters),
-        "projection": total_filters * projection_dim + projection_dim,
-        "lstms": 2 * num_lstm_layers * lstm_layer,
-    }
-    return {**parts, "total": sum(parts.values())}
 
 
 def log_uniform_probabilities(ids, vocabulary_size):
@@ -521,7 +351,7 @@ def sampled_softmax_loss(hidden, targets, kernel, bias, sampled_ids, vocabulary_
 
 
 @register
-class ELMoPretrainer(keras.Model):
+class ELMoPretrainer(WrapsBackbone, keras.Model):
     """Both LMs' next-word predictions through one shared softmax over a word vocabulary.
 
     Full softmax (`num_sampled=None`, for small vocabularies): outputs
@@ -536,6 +366,9 @@ class ELMoPretrainer(keras.Model):
     word and S sampled words (`sampled_softmax_loss`), evaluation with the
     full softmax. Same targets and weights, same compile function.
     """
+
+    wrapped_argument = "bilm"
+    config_arguments = ("vocabulary_size", "num_sampled", "seed")
 
     def __init__(self, bilm, vocabulary_size, num_sampled=None, seed=None, **kwargs):
         self.bilm = bilm
@@ -586,16 +419,6 @@ class ELMoPretrainer(keras.Model):
             losses.append(ops.sum(per_position * weights) / ops.maximum(ops.sum(weights), 1.0))
         return 0.5 * (losses[0] + losses[1])
 
-    def get_config(self):
-        return {"name": self.name, "bilm": keras.layers.serialize(self.bilm),
-                "vocabulary_size": self.vocabulary_size, "num_sampled": self.num_sampled, "seed": self.seed}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["bilm"] = keras.layers.deserialize(config["bilm"])
-        return cls(**config)
-
 
 def compile_elmo_pretraining(pretrainer, learning_rate=2e-3, jit_compile="auto"):
     """Mean cross-entropy of both directions (bilm-tf averages the two losses)."""
@@ -643,12 +466,15 @@ class ScalarMix(keras.layers.Layer):
 
 
 @register
-class ELMoClassifier(keras.Model):
+class ELMoClassifier(WrapsBackbone, keras.Model):
     """Frozen biLM -> trainable scalar mix -> BatchNorm -> bidirectional LSTM -> linear classifier.
 
     Only the mix, the LSTM and the output layer train: the biLM's weights are
     frozen, as in the ELMo paper's downstream models.
     """
+
+    wrapped_argument = "bilm"
+    config_arguments = ("num_classes", "hidden_units", "dropout")
 
     def __init__(self, bilm, num_classes, hidden_units=64, dropout=0.3, **kwargs):
         bilm.trainable = False
@@ -671,14 +497,3 @@ class ELMoClassifier(keras.Model):
         x = keras.layers.Dropout(dropout)(x)
         logits = keras.layers.Dense(num_classes, name="classifier_head")(x)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
-
-    def get_config(self):
-        return {"name": self.name, "bilm": keras.layers.serialize(self.bilm),
-                "num_classes": self.num_classes, "hidden_units": self.hidden_units,
-                "dropout": self.dropout}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["bilm"] = keras.layers.deserialize(config["bilm"])
-        return cls(**config)

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from reference_impl.backbone import Backbone
+from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.layers import Embeddings, TransformerBlock, register
 
 
@@ -39,7 +39,7 @@ class GPTBackbone(Backbone):
     as in OpenAI's GPT-2 ("gelu_new" in Hugging Face configs) and keras-hub.
     """
 
-    presets = {
+    sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256,
                      max_sequence_length=128),
         "small": dict(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024,
@@ -129,18 +129,8 @@ class GPTBackbone(Backbone):
         return ops.zeros(shape, dtype=self.compute_dtype)
 
 
-def _wrapper_config(model, **extra):
-    return {"name": model.name, "backbone": keras.layers.serialize(model.backbone), **extra}
-
-
-def _backbone_from_config(cls, config):
-    config = dict(config)
-    config["backbone"] = keras.layers.deserialize(config["backbone"])
-    return cls(**config)
-
-
 @register
-class GPTCausalLM(keras.Model):
+class GPTCausalLM(WrapsBackbone, keras.Model):
     """Next-token logits at every position: hidden states times the transposed token table.
 
     Inputs as the backbone's; output `logits` [B, T, V], where position i
@@ -159,13 +149,6 @@ class GPTCausalLM(keras.Model):
         """(logits [B, t, V], cache) for new tokens; see `GPTBackbone.call_with_cache`."""
         hidden, cache = self.backbone.call_with_cache(token_ids, cache, cache_update_index)
         return self.backbone.token_embedding(hidden, reverse=True), cache
-
-    def get_config(self):
-        return _wrapper_config(self)
-
-    @classmethod
-    def from_config(cls, config):
-        return _backbone_from_config(cls, config)
 
 
 # --------------------------------------------------------------------------
@@ -188,12 +171,14 @@ class LastTokenPooling(keras.layers.Layer):
 
 
 @register
-class GPTClassifier(keras.Model):
+class GPTClassifier(WrapsBackbone, keras.Model):
     """A linear head from scratch on the last real token; the whole decoder fine-tunes.
 
     Output: logits [B, num_classes]. Compile with
     SparseCategoricalCrossentropy(from_logits=True).
     """
+
+    config_arguments = ("num_classes", "dropout")
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         self.backbone = backbone
@@ -207,16 +192,9 @@ class GPTClassifier(keras.Model):
         )(pooled)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
-    def get_config(self):
-        return _wrapper_config(self, num_classes=self.num_classes, dropout=self.dropout)
-
-    @classmethod
-    def from_config(cls, config):
-        return _backbone_from_config(cls, config)
-
 
 @register
-class GPTLabelWordClassifier(keras.Model):
+class GPTLabelWordClassifier(WrapsBackbone, keras.Model):
     """Language model as classifier: score one vocabulary token per label.
 
     The input is a prompt ending where the label word would come (e.g.
@@ -224,6 +202,8 @@ class GPTLabelWordClassifier(keras.Model):
     `label_token_ids` (e.g. the ids of " negative" and " positive") at the
     last real token. No new weights: the baseline a trained head must beat.
     """
+
+    config_arguments = ("label_token_ids",)
 
     def __init__(self, backbone, label_token_ids, **kwargs):
         self.backbone = backbone
@@ -233,13 +213,6 @@ class GPTLabelWordClassifier(keras.Model):
         vocabulary_logits = backbone.token_embedding(last, reverse=True)
         logits = ops.take(vocabulary_logits, np.array(self.label_token_ids, "int32"), axis=1)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
-
-    def get_config(self):
-        return _wrapper_config(self, label_token_ids=self.label_token_ids)
-
-    @classmethod
-    def from_config(cls, config):
-        return _backbone_from_config(cls, config)
 
 
 # --------------------------------------------------------------------------

@@ -12,26 +12,18 @@ whole network when it is fine-tuned.
 import keras
 from keras import ops
 
+from reference_impl.backbone import WrapsBackbone
 from reference_impl.layers import bert_initializer, masked_score, register
 
 
-class _Head(keras.Model):
-    """Shared plumbing: wraps `backbone`, stores the arguments for get_config."""
+class _Head(WrapsBackbone, keras.Model):
+    """Shared plumbing: wraps `backbone`; `config` (the head's other arguments) become attributes."""
 
     def __init__(self, backbone, outputs, config, **kwargs):
         super().__init__(inputs=backbone.input, outputs=outputs, **kwargs)
         self.backbone = backbone
-        self._head_config = config
-
-    def get_config(self):
-        return {"name": self.name, "backbone": keras.layers.serialize(self.backbone),
-                **self._head_config}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
+        for name, value in config.items():
+            setattr(self, name, value)
 
 
 @register
@@ -42,6 +34,8 @@ class SequenceClassifier(_Head):
     trained by NSP); pooling="first" reads the raw hidden state at position 0
     ([CLS] / <s>), for backbones whose pooler was never pretrained.
     """
+
+    config_arguments = ("num_classes", "dropout", "pooling")
 
     def __init__(self, backbone, num_classes, dropout=0.1, pooling="pooled", **kwargs):
         if pooling not in ("pooled", "first"):
@@ -59,6 +53,8 @@ class SequenceClassifier(_Head):
 @register
 class TokenClassifier(_Head):
     """Logits [B, T, num_classes]: a label for every token."""
+
+    config_arguments = ("num_classes", "dropout")
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         x = backbone(backbone.input)["sequence_output"]

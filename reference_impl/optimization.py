@@ -1,7 +1,7 @@
 """The optimizer recipe of BERT and its successors, used to pretrain and fine-tune.
 
-AdamW (decoupled weight decay) with no decay on LayerNorm parameters and
-biases, a learning rate that rises linearly over `warmup_steps` and then falls
+AdamW (decoupled weight decay) with no decay on vectors (LayerNorm scales
+and offsets, biases: every variable of rank < 2), a learning rate that rises linearly over `warmup_steps` and then falls
 linearly to zero at `total_steps`, and gradient clipping by global norm.
 """
 
@@ -40,7 +40,13 @@ class AdamW(keras.optimizers.AdamW):
     instead of the square of their sum, so that row takes a larger step than
     Adam's (e.g. 0.0173 instead of 0.01 for three equal slices at lr 0.01).
     Summing the slices first gives true Adam, identical on every backend.
+
+    Weight decay applies to matrices only: variables of rank < 2 (biases,
+    LayerNorm gamma and beta) are never decayed, whatever their names.
     """
+
+    def _use_weight_decay(self, variable):
+        return len(variable.shape) >= 2 and super()._use_weight_decay(variable)
 
     def apply(self, grads, trainable_variables=None):
         # ops.convert_to_tensor leaves an IndexedSlices as it is; arithmetic
@@ -62,8 +68,6 @@ def adamw(learning_rate=1e-3, weight_decay=0.01, warmup_steps=0, total_steps=Non
     """
     if total_steps:
         learning_rate = WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
-    optimizer = AdamW(
+    return AdamW(
         learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
         epsilon=epsilon, gradient_accumulation_steps=gradient_accumulation_steps)
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer

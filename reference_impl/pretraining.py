@@ -1,4 +1,4 @@
-"""Pretraining data and the pretraining loop shared by the encoders.
+"""Pretraining data, the masked-LM loss and compiling the encoders' pretrainers.
 
 Data arrives as tokenized documents: a list of documents, each a list of
 sentences, each a list of token ids (see `reference_impl.tokenizers`). From
@@ -10,7 +10,10 @@ there:
   sentences packed up to the length limit, crossing document boundaries;
 - `MaskedLMDataset` batches those arrays and masks them, either once (static,
   BERT) or anew every epoch (dynamic, RoBERTa);
-- `compile_for_pretraining` + `model.fit` train any of the pretrainers; with
+- `masked_lm_loss` is BERT's MLM loss: cross-entropy averaged over the real
+  predictions only;
+- `compile_for_pretraining` sets the losses and the optimizer; there is no
+  loop of our own, Keras's `model.fit` trains any of the pretrainers. With
   `gradient_accumulation_steps=k` the optimizer averages k micro-batch
   gradients before each update, which equals one k-times larger batch because
   every loss here is a mean over examples.
@@ -190,8 +193,19 @@ class MaskedLMDataset(keras.utils.PyDataset):
         self._order = self._permutation()
 
 
+def masked_lm_loss():
+    """BERT's masked-LM loss: cross-entropy from logits, averaged over the real predictions.
+
+    `MaskedLMDataset` gives padded prediction slots sample weight 0, so the
+    mean is over the weighted targets only, as BERT's loss is. The sentence
+    heads (NSP, SOP) use the same loss with weight 1 for every example.
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                      reduction="mean_with_sample_weight")
+
+
 def compile_for_pretraining(model, optimizer=None, **optimizer_args):
-    """Compile a pretrainer: cross-entropy from logits on each of its outputs.
+    """Compile a pretrainer: `masked_lm_loss` on each of its outputs, AdamW (`adamw`).
 
     Models with their own `compute_loss` (ELECTRA) are compiled without losses.
     """
@@ -199,9 +213,5 @@ def compile_for_pretraining(model, optimizer=None, **optimizer_args):
     if type(model).compute_loss is not keras.Model.compute_loss:
         model.compile(optimizer=optimizer)
         return model
-    # Mean over weighted targets: the masked-LM loss averages over the real
-    # predictions only (padded prediction slots weigh 0), as BERT's does.
-    losses = {name: keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction="mean_with_sample_weight") for name in model.output}
-    model.compile(optimizer=optimizer, loss=losses)
+    model.compile(optimizer=optimizer, loss={name: masked_lm_loss() for name in model.output})
     return model

@@ -36,7 +36,7 @@ class RobertaBackbone(Backbone):
     heads that read `pooled_output` work on every encoder alike.
     """
 
-    presets = {
+    sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
         "base": dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072,
                      vocabulary_size=50265),

@@ -19,7 +19,6 @@ from reference_impl.tokenizers import (
     BytePairEncoder,
     SentencePieceEncoder,
     WordPieceEncoder,
-    cached_encode,
     encode_to_npz,
     load_byte_pair_encoder,
     load_sentence_piece_encoder,
@@ -386,22 +385,19 @@ def test_checkpoint_folder_errors_name_the_missing_file(tmp_path):
 # Array caches ----------------------------------------------------------------
 
 
-def test_cached_arrays_are_reused_only_for_the_same_inputs(short_minilm, tmp_path):
+def test_token_arrays_round_trip_with_extra_arrays(short_minilm, tmp_path):
     path = tmp_path / "cache" / "sst2.npz"
     texts = ["a first text", "and a second one"]
-    first = cached_encode(short_minilm, path, texts, labels=[0, 1])
-    stamp = path.stat().st_mtime_ns
-    again = cached_encode(short_minilm, path, texts, labels=[0, 1])
-    assert path.stat().st_mtime_ns == stamp  # read back, not rewritten
-    for name in ("token_ids", "segment_ids", "padding_mask", "labels"):
-        np.testing.assert_array_equal(again[name], first[name])
-    changed = cached_encode(short_minilm, path, ["another text", "entirely"], labels=[0, 1])
-    assert path.stat().st_mtime_ns != stamp
-    assert not np.array_equal(changed["token_ids"], first["token_ids"])
-    relabelled = cached_encode(short_minilm, path, ["another text", "entirely"], labels=[1, 1])
-    assert relabelled["labels"].tolist() == [1, 1]
+    written = encode_to_npz(short_minilm, path, texts, labels=[0, 1])
+    loaded = load_token_arrays(path)
+    assert sorted(loaded) == ["labels", "padding_mask", "segment_ids", "token_ids"]
+    for name, value in written.items():
+        np.testing.assert_array_equal(loaded[name], value)
+    assert not list(path.parent.glob("*.partial.npz"))  # written under a temporary name, then moved
     with pytest.raises(ValueError, match="one value per text"):
         encode_to_npz(short_minilm, tmp_path / "x.npz", texts, labels=[0])
+    with pytest.raises(ValueError, match="'token_ids' is reserved"):
+        encode_to_npz(short_minilm, tmp_path / "x.npz", texts, token_ids=[0, 1])
 
 
 def test_cached_arrays_load_without_tensorflow(short_minilm, tmp_path):
@@ -423,6 +419,3 @@ def test_cached_arrays_load_without_tensorflow(short_minilm, tmp_path):
     broken.write_bytes(b"not a zip archive")
     with pytest.raises(ValueError, match=r"broken\.npz is not a readable \.npz file"):
         load_token_arrays(broken)
-    # As a cache, an unreadable file is simply rebuilt.
-    rebuilt = cached_encode(short_minilm, broken, ["one text"], ["another"])
-    np.testing.assert_array_equal(rebuilt["token_ids"], written["token_ids"])

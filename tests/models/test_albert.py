@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from reference_impl.albert import AlbertBackbone, AlbertPretrainer
-from reference_impl.checkpoints import copy_keras_hub_albert
 from tests.models.helpers import random_encoder_inputs
-from tests.models.parity import assert_match_on_both_attention_paths
+from tests.models.parity import assert_match_on_both_attention_paths, copy_keras_hub_albert
 
 pytestmark = pytest.mark.backend
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from reference_impl.bert import BertBackbone, BertPretrainer
-from reference_impl.checkpoints import copy_keras_hub_bert
 from tests.models.helpers import random_encoder_inputs
+from tests.models.parity import copy_keras_hub_bert
 
 pytestmark = pytest.mark.backend
 
@@ -34,7 +34,7 @@ def test_matches_keras_hub_bert_backbone_after_copying_weights():
 
 @pytest.mark.parametrize("name,expected", [("tiny", 4_385_920), ("base", 109_482_240)])
 def test_parameter_counts_equal_keras_hub(name, expected):
-    config = {**BertBackbone.presets[name], "vocabulary_size": 30522}
+    config = {**BertBackbone.sizes[name], "vocabulary_size": 30522}
     ours = BertBackbone(**config)
     theirs = keras_hub.models.BertBackbone(**config)
     assert ours.count_params() == theirs.count_params() == expected

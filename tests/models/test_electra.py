@@ -5,10 +5,9 @@ import keras_hub
 import numpy as np
 import pytest
 
-from reference_impl.checkpoints import copy_keras_hub_electra
 from reference_impl.electra import ElectraBackbone, ElectraPretrainer
 from tests.models.helpers import random_encoder_inputs
-from tests.models.parity import assert_match_on_both_attention_paths
+from tests.models.parity import assert_match_on_both_attention_paths, copy_keras_hub_electra
 
 pytestmark = pytest.mark.backend
 

@@ -7,15 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_impl.elmo import (
+    FULL_FILTERS,
     ELMoBiLM,
     ELMoClassifier,
     ELMoPretrainer,
-    LengthBatches,
     ScalarMix,
+    compile_elmo_pretraining,
+)
+from reference_impl.elmo_data import (
+    NUM_CHARACTERS,
+    LengthBatches,
     build_word_vocabulary,
     character_ids,
-    compile_elmo_pretraining,
-    count_bilm_parameters,
     language_model_targets,
     split_words,
     word_ids,
@@ -80,6 +83,29 @@ def test_layer_shapes_and_duplicated_token_layer(tiny_bilm):
     np.testing.assert_allclose(layers[:, 2, :, :32], numpy(out["forward_output"]), atol=1e-6)
 
 
+def count_bilm_parameters(filters=FULL_FILTERS, character_dim=16, num_highway=2,
+                          projection_dim=512, lstm_units=4096, num_lstm_layers=2, **unused):
+    """The biLM's weights by part, from its config; no model is built.
+
+    What is counted: the character embedding (262 x 16), the CNN, the highway
+    layers, the projection and the 2 x `num_lstm_layers` LSTMP layers. Not
+    counted: the word softmax (used only in pretraining) and a task's scalar
+    mix. For the full config this is the 93.6M of the ELMo paper and AllenNLP.
+    """
+    total_filters = sum(count for _, count in filters)
+    lstm_layer = ((projection_dim + projection_dim) * 4 * lstm_units  # input and recurrent kernels
+                  + 4 * lstm_units                                  # gate biases
+                  + lstm_units * projection_dim)                    # output projection, no bias
+    parts = {
+        "character_embedding": NUM_CHARACTERS * character_dim,
+        "convolutions": sum(width * character_dim * count + count for width, count in filters),
+        "highway": num_highway * 2 * (total_filters * total_filters + total_filters),
+        "projection": total_filters * projection_dim + projection_dim,
+        "lstms": 2 * num_lstm_layers * lstm_layer,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
 @pytest.mark.parametrize("name", ["tiny", "small"])
 def test_parameter_formula_matches_built_model(name):
     bilm = ELMoBiLM.from_name(name)
@@ -87,7 +113,7 @@ def test_parameter_formula_matches_built_model(name):
 
 
 def test_full_size_parameter_count_is_the_published_93_6_million():
-    parts = count_bilm_parameters(**ELMoBiLM.presets["full"])
+    parts = count_bilm_parameters(**ELMoBiLM.sizes["full"])
     assert parts["total"] == 93_600_864
     assert round(parts["total"] / 1e6, 1) == 93.6
     assert parts["lstms"] == 4 * 18_890_752 and parts["highway"] == 16_785_408

@@ -23,7 +23,7 @@ CASES = [
 @pytest.mark.parametrize("ours,theirs,name,expected", CASES,
                          ids=[f"{c[0].__name__}-{c[2]}" for c in CASES])
 def test_paper_sizes_equal_keras_hub(ours, theirs, name, expected):
-    config = ours.presets[name]
+    config = ours.sizes[name]
     assert ours(**config).count_params() == expected
     if theirs is keras_hub.models.ElectraBackbone:  # keras-hub's ELECTRA alone says vocab_size
         config = {("vocab_size" if k == "vocabulary_size" else k): v for k, v in config.items()}

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_impl.checkpoints import copy_keras_hub_gpt2, load_hugging_face_gpt2
+from reference_impl.checkpoints import load_hugging_face
 from reference_impl.gpt import (
     GPTBackbone,
     GPTCausalLM,
@@ -20,6 +20,7 @@ from reference_impl.gpt import (
     pretrain_causal_lm,
     unigram_perplexity,
 )
+from tests.models.parity import copy_keras_hub_gpt2
 
 pytestmark = pytest.mark.backend
 
@@ -63,7 +64,7 @@ def test_matches_keras_hub_gpt2_backbone_after_copying_weights():
 
 
 def test_parameter_counts_equal_keras_hub():
-    config = {**GPTBackbone.presets["tiny"], "vocabulary_size": 50257}
+    config = {**GPTBackbone.sizes["tiny"], "vocabulary_size": 50257}
     assert GPTBackbone(**config).count_params() == 3_324_736
     assert keras_hub.models.GPT2Backbone(**config).count_params() == 3_324_736
     # keras_hub.models.GPT2Backbone with this config also counts 124,439,808
@@ -133,58 +134,9 @@ def test_causal_lm_keras_file_round_trip(tmp_path):
     np.testing.assert_allclose(numpy(restored(inputs)), numpy(model(inputs)), atol=1e-6)
 
 
-def hugging_face_tensors(theirs):
-    """A keras-hub GPT2Backbone's weights under Hugging Face GPT-2 names and layouts."""
-    tensors = {
-        "wte.weight": theirs.token_embedding.embeddings.numpy(),
-        "wpe.weight": theirs.position_embedding.position_embeddings.numpy(),
-        "ln_f.weight": theirs.layer_norm.gamma.numpy(),
-        "ln_f.bias": theirs.layer_norm.beta.numpy(),
-    }
-    hidden = theirs.hidden_dim
-    for i, layer in enumerate(theirs.transformer_layers):
-        attention = layer._self_attention_layer
-        qkv = [attention._query_dense, attention._key_dense, attention._value_dense]
-        p = f"h.{i}."
-        tensors[p + "attn.c_attn.weight"] = np.concatenate(
-            [d.kernel.numpy().reshape(hidden, hidden) for d in qkv], axis=1)
-        tensors[p + "attn.c_attn.bias"] = np.concatenate([d.bias.numpy().reshape(-1) for d in qkv])
-        tensors[p + "attn.c_proj.weight"] = attention._output_dense.kernel.numpy().reshape(hidden, hidden)
-        tensors[p + "attn.c_proj.bias"] = attention._output_dense.bias.numpy()
-        for name, dense in (("mlp.c_fc", layer._feedforward_intermediate_dense),
-                            ("mlp.c_proj", layer._feedforward_output_dense)):
-            tensors[p + name + ".weight"] = dense.kernel.numpy()
-            tensors[p + name + ".bias"] = dense.bias.numpy()
-        for name, norm in (("ln_1", layer._self_attention_layer_norm),
-                           ("ln_2", layer._feedforward_layer_norm)):
-            tensors[p + name + ".weight"] = norm.gamma.numpy()
-            tensors[p + name + ".bias"] = norm.beta.numpy()
-    return {k: np.ascontiguousarray(v, dtype="float32") for k, v in tensors.items()}
-
-
-def test_imports_hugging_face_gpt2_folder(tmp_path):
-    import json
-
-    from safetensors.numpy import save_file
-
-    keras.utils.set_random_seed(0)
-    theirs = keras_hub.models.GPT2Backbone(**{**CONFIG, "dropout": 0.0})
-    tensors = hugging_face_tensors(theirs)
-    # GPT2LMHeadModel checkpoints prefix names with "transformer.".
-    save_file({f"transformer.{k}": v for k, v in tensors.items()}, tmp_path / "model.safetensors")
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "gpt2", "vocab_size": 97, "n_layer": 2, "n_head": 4, "n_embd": 32,
-        "n_inner": 64, "n_positions": 24, "layer_norm_epsilon": 1e-5,
-        "activation_function": "gelu_new",
-    }))
-    ours = load_hugging_face_gpt2(tmp_path)
-    inputs = right_padded(batch=2, length=10, seed=5)
-    assert np.max(np.abs(numpy(ours(inputs)) - numpy(theirs(inputs)))) < 1e-5
-
-
 def test_hugging_face_import_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
-        load_hugging_face_gpt2(tmp_path)
+        load_hugging_face(tmp_path)
 
 
 def test_label_word_classifier_reads_lm_logits_at_last_real_token():
@@ -252,7 +204,7 @@ def test_pretraining_on_real_text_beats_a_unigram_model(capsys):
     validation_ids, validation_mask = validation_ids[:128], validation_mask[:128]
 
     keras.utils.set_random_seed(0)
-    config = {**GPTBackbone.presets["tiny"], "vocabulary_size": 256, "dropout": 0.0}
+    config = {**GPTBackbone.sizes["tiny"], "vocabulary_size": 256, "dropout": 0.0}
     model = GPTCausalLM(GPTBackbone(**config))
     compile_causal_lm(model, learning_rate=5e-3, weight_decay=0.0, jit_compile=JIT_COMPILE)
     before = perplexity(model, validation_ids, validation_mask)

@@ -8,10 +8,9 @@ import keras_hub
 import numpy as np
 import pytest
 
-from reference_impl.checkpoints import copy_keras_hub_roberta
 from reference_impl.roberta import RobertaBackbone, RobertaPretrainer
 from tests.models.helpers import random_encoder_inputs
-from tests.models.parity import assert_match_on_both_attention_paths
+from tests.models.parity import assert_match_on_both_attention_paths, copy_keras_hub_roberta
 
 pytestmark = pytest.mark.backend
 
