@@ -70,6 +70,12 @@ class TaskArrays:
         self.glue_dir = glue_dir
         self.cache_dir = cache_dir
         self.config = config
+        self.digests = {}  # (task name, split) -> data digest, each file read once per run
+
+    def data_digest(self, task_name, split):
+        if (task_name, split) not in self.digests:
+            self.digests[task_name, split] = tasks.data_digest(self.glue_dir, tasks.get_task(task_name), split)
+        return self.digests[task_name, split]
 
     def load(self, pair_encoder, task_name, split):
         """Arrays for one split; None for an absent split the task does not require."""
@@ -81,13 +87,13 @@ class TaskArrays:
             examples = sample(examples, self.config.max_train_examples)
         elif split != "train" and self.config.max_eval_examples:
             examples = examples.head(self.config.max_eval_examples)
-        digest = tasks.data_digest(self.glue_dir, task, split)
-        return encoding.cached_encode(pair_encoder, examples, digest, self.cache_dir, f"{task.name}-{split}")
+        return encoding.cached_encode(pair_encoder, examples, self.data_digest(task.name, split), self.cache_dir,
+                                      f"{task.name}-{split}")
 
     def run_key(self, trained_task, scored_task):
         """Digest of the data a run depends on: the training split and the scored task's dev and test."""
-        parts = [tasks.data_digest(self.glue_dir, tasks.get_task(trained_task), "train")]
-        parts += [tasks.data_digest(self.glue_dir, tasks.get_task(scored_task), split) for split in EVALUATION_SPLITS]
+        parts = [self.data_digest(trained_task, "train")]
+        parts += [self.data_digest(scored_task, split) for split in EVALUATION_SPLITS]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
