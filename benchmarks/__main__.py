@@ -13,7 +13,7 @@ import os
 import sys
 
 from benchmarks import tasks
-from benchmarks.config import FineTuneConfig, add_options, config_from_options
+from benchmarks.config import add_options, config_from_options
 from cluster import executor as cluster_executor
 
 
@@ -43,9 +43,7 @@ def build_parser():
     run.add_argument("submissions", nargs="+", help="submission folders (encoder.keras, vocab.txt, metadata.json)")
     add_data_arguments(run)
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
-    run.add_argument("--learning-rates", type=float, nargs="+", default=[FineTuneConfig.learning_rate],
-                     help="several values: a grid, best on dev reported")
-    add_options(run, skip=("learning_rate",))
+    add_options(run, grids=("learning_rate",))
     run.add_argument("--gpu", action="store_true", help="both --mixed-precision and --jit-compile")
     run.add_argument("--executor", choices=cluster_executor.EXECUTORS, default="local",
                      help="run the fine-tuning jobs here, one after another, or as Ray tasks on a cluster")
@@ -97,7 +95,7 @@ def command_run(args):
     # One GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
     executor = cluster_executor.make_executor(args.executor, args.ray_address, num_gpus="auto",
                                               env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
-    for learning_rate in args.learning_rates:
+    for learning_rate in args.learning_rate:
         config = config_from_options(args, learning_rate=learning_rate)
         if args.gpu:
             config = dataclasses.replace(config, mixed_precision=True, jit_compile=True)

@@ -35,23 +35,28 @@ class FineTuneConfig:
         return dataclasses.asdict(self)
 
 
-def add_options(parser, skip=()):
-    """Add one `--option` per FineTuneConfig field (but those in `skip`), typed and with its help text."""
+def add_options(parser, grids=()):
+    """Add one `--option` per FineTuneConfig field, typed, with its default and help text.
+
+    A field in `grids` takes several values (`--learning-rates 1e-4 3e-5`: one
+    config per value, see `config_from_options`).
+    """
     for field in dataclasses.fields(FineTuneConfig):
-        if field.name in skip:
-            continue
         flag = "--" + field.name.replace("_", "-")
+        help = field.metadata["help"] + " (default: %(default)s)"
         if field.type is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help=field.metadata["help"] + " (default: %(default)s)")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help)
+            continue
+        value_type = next(t for t in typing.get_args(field.type) or (field.type,) if t is not type(None))
+        if field.name in grids:
+            parser.add_argument(flag + "s", dest=field.name, type=value_type, nargs="+", default=[field.default],
+                                help=help + "; several values: a grid, the best on dev is reported")
         else:
-            value_type = next(t for t in typing.get_args(field.type) or (field.type,) if t is not type(None))
-            parser.add_argument(flag, type=value_type, default=field.default,
-                                help=field.metadata["help"] + " (default: %(default)s)")
+            parser.add_argument(flag, type=value_type, default=field.default, help=help)
 
 
 def config_from_options(args, **overrides):
-    """The FineTuneConfig of parsed `add_options` arguments, with `overrides`."""
+    """The FineTuneConfig of parsed `add_options` arguments, with `overrides` (one value of each grid)."""
     values = {field.name: getattr(args, field.name) for field in dataclasses.fields(FineTuneConfig)
               if hasattr(args, field.name)}
     return FineTuneConfig(**(values | overrides))
