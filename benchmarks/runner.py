@@ -23,10 +23,10 @@ import time
 
 import keras
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from benchmarks import encoding, finetune, metrics, results, submissions, tasks
 from cluster import executor as cluster_executor
+from cluster.progress import progress_bars
 
 EVALUATION_SPLITS = ("dev", "test")
 
@@ -114,11 +114,6 @@ def planned_tasks(task_names):
         if name not in plan[trained]:
             plan[trained].append(name)
     return plan
-
-
-def progress_bars(enabled):
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("left"), TimeRemainingColumn(), disable=not enabled)
 
 
 class BenchmarkRunner:
