@@ -10,6 +10,7 @@
   database and one new cache folder both finish with every row stored once.
 """
 
+import datetime
 import multiprocessing
 import os
 import shutil
@@ -17,8 +18,13 @@ import subprocess
 import sys
 import time
 
+import alembic.autogenerate
+import alembic.command
+import alembic.config
+import alembic.migration
 import numpy as np
 import pytest
+import sqlalchemy
 
 from benchmarks import encoding, finetune, reports, results, runner, submissions, tasks
 from benchmarks.builtin_suite import write_builtin_suite
@@ -88,6 +94,48 @@ def test_changed_data_is_run_again(suite, tiny, tmp_path):
     assert set(reports.scores_frame(database)["run_id"]) == {runs[1].id}
 
 
+def database_at_revision_0001_with_a_run(url):
+    """A results database as revision 0001 left it, with one stored run (no data digest yet)."""
+    engine = sqlalchemy.create_engine(url)
+    config = alembic.config.Config()
+    config.set_main_option("script_location", results.MIGRATIONS)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        alembic.command.upgrade(config, "0001")
+        connection.execute(sqlalchemy.text(
+            "INSERT INTO runs (submission_hash, submission_name, task, seed, config_hash, config, metadata_json, "
+            "metrics, train_examples, wall_seconds, train_sequences_per_second, train_tokens_per_second, hardware, "
+            "versions, finished_at) VALUES ('h', 'model-a', 'SST-2', 0, 'c', '{}', '{}', '{\"accuracy\": 90.0}', "
+            "8, 1, 1, 1, 'cpu', '{}', '2026-11-23 00:00:00')"))
+    engine.dispose()
+
+
+def check_upgraded_from_0001(database):
+    """The old run is kept with an empty data digest, and the new key lets it be run again on the current data."""
+    (old,) = database.runs()
+    assert (old.task, old.data_hash, old.metrics) == ("SST-2", "", {"accuracy": 90.0})
+
+    def same_key_on(data_hash):
+        return results.Run(submission_hash="h", submission_name="model-a", task="SST-2", seed=0, config_hash="c",
+                           config={}, data_hash=data_hash, metadata_json={}, metrics={"accuracy": 91.0},
+                           train_examples=8, wall_seconds=1.0, train_sequences_per_second=1.0,
+                           train_tokens_per_second=1.0, hardware="cpu", versions={},
+                           finished_at=datetime.datetime.now(datetime.UTC))
+
+    assert database.add_runs([same_key_on("0123456789abcdef")])  # other data: a run of its own
+    assert not database.add_runs([same_key_on("0123456789abcdef")])  # the same data: stored once
+    assert len(database.runs()) == 2
+    with database.engine.connect() as connection:
+        assert alembic.autogenerate.compare_metadata(
+            alembic.migration.MigrationContext.configure(connection), results.Base.metadata) == []
+
+
+def test_upgrade_from_revision_0001_keeps_the_runs(tmp_path):
+    path = tmp_path / "old.db"
+    database_at_revision_0001_with_a_run(f"sqlite:///{path}")
+    check_upgraded_from_0001(results.ResultsDatabase(str(path)))
+
+
 def open_database(path, barrier, outcomes):
     barrier.wait()
     try:
@@ -97,18 +145,24 @@ def open_database(path, barrier, outcomes):
         outcomes.put(f"{type(error).__name__}: {error}"[:300])
 
 
-def test_two_drivers_create_one_new_sqlite_file_at_once(tmp_path):
+def open_at_once(location):
+    """Two processes open the results database at `location` at the same moment; their outcomes."""
     context = multiprocessing.get_context("spawn")
+    barrier, outcomes = context.Barrier(2), context.Queue()
+    drivers = [context.Process(target=open_database, args=(location, barrier, outcomes)) for _ in range(2)]
+    for driver in drivers:
+        driver.start()
+    for driver in drivers:
+        driver.join(120)
+    return [outcomes.get(timeout=10), outcomes.get(timeout=10)]
+
+
+def test_two_drivers_create_one_new_sqlite_file_at_once(tmp_path):
     for attempt in range(4):  # the race is hit most times; four rounds make a miss unlikely
         path = str(tmp_path / f"results{attempt}.db")
-        barrier, outcomes = context.Barrier(2), context.Queue()
-        drivers = [context.Process(target=open_database, args=(path, barrier, outcomes)) for _ in range(2)]
-        for driver in drivers:
-            driver.start()
-        for driver in drivers:
-            driver.join(120)
-        assert [outcomes.get(timeout=10), outcomes.get(timeout=10)] == ["ok", "ok"]
+        assert open_at_once(path) == ["ok", "ok"]
         assert results.ResultsDatabase(path).runs() == []
+
 
 
 def fill_cache(vocabulary, glue_dir, cache_dir, barrier, outcomes):
