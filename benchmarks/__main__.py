@@ -8,14 +8,13 @@
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
 from benchmarks import tasks
-
-DEFAULT_GLUE_DIR = os.environ.get(
-    "GLUE_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "glue_data")
-)
+from benchmarks.config import add_options, config_from_options
+from cluster import executor as cluster_executor
 
 
 def build_parser():
@@ -44,17 +43,9 @@ def build_parser():
     run.add_argument("submissions", nargs="+", help="submission folders (encoder.keras, vocab.txt, metadata.json)")
     add_data_arguments(run)
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
-    run.add_argument("--learning-rates", type=float, nargs="+", default=[2e-5], help="several values: a grid, best on dev reported")
-    run.add_argument("--epochs", type=int, default=3)
-    run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--sequence-length", type=int, default=128)
-    run.add_argument("--warmup-ratio", type=float, default=0.1)
-    run.add_argument("--weight-decay", type=float, default=0.01)
-    run.add_argument("--clipnorm", type=float, default=1.0)
-    run.add_argument("--max-train-examples", type=int, help="a fixed random subset of the training set (quick runs)")
-    run.add_argument("--max-eval-examples", type=int, help="only the first N dev/test examples (quick runs)")
-    run.add_argument("--gpu", action="store_true", help="bf16 mixed precision and XLA compilation")
-    run.add_argument("--executor", choices=["local", "ray"], default="local",
+    add_options(run, grids=("learning_rate",))
+    run.add_argument("--gpu", action="store_true", help="both --mixed-precision and --jit-compile")
+    run.add_argument("--executor", choices=cluster_executor.EXECUTORS, default="local",
                      help="run the fine-tuning jobs here, one after another, or as Ray tasks on a cluster")
     run.add_argument("--ray-address", help="the Ray cluster for --executor ray (default: $RAY_ADDRESS or a local Ray)")
     run.add_argument("--db", default="demo_output/benchmarks/results.db",
@@ -70,7 +61,7 @@ def build_parser():
 
 
 def add_data_arguments(parser):
-    parser.add_argument("--glue-dir", default=DEFAULT_GLUE_DIR, help="glue_data folder (default: $GLUE_DIR or ../shared/glue_data)")
+    parser.add_argument("--glue-dir", default=tasks.DEFAULT_GLUE_DIR, help="glue_data folder (default: $GLUE_DIR or ../shared/glue_data)")
     parser.add_argument("--tasks", nargs="+", default=["SST-2", "CoLA", "MRPC", "STS-B", "RTE"], choices=list(tasks.TASKS))
 
 
@@ -98,27 +89,16 @@ def command_baseline(args):
 
 
 def command_run(args):
-    from benchmarks import finetune, results, runner
-    from cluster.executor import make_executor
+    from benchmarks import results, runner
 
     database = results.ResultsDatabase(args.db)
     # One GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
-    executor = make_executor(args.executor, args.ray_address, num_gpus="auto",
-                             env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
-    for learning_rate in args.learning_rates:
-        config = finetune.FineTuneConfig(
-            learning_rate=learning_rate,
-            weight_decay=args.weight_decay,
-            warmup_ratio=args.warmup_ratio,
-            clipnorm=args.clipnorm,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            sequence_length=args.sequence_length,
-            max_train_examples=args.max_train_examples,
-            max_eval_examples=args.max_eval_examples,
-            mixed_precision=args.gpu,
-            jit_compile=args.gpu,
-        )
+    executor = cluster_executor.make_executor(args.executor, args.ray_address, num_gpus="auto",
+                                              env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
+    for learning_rate in args.learning_rate:
+        config = config_from_options(args, learning_rate=learning_rate)
+        if args.gpu:
+            config = dataclasses.replace(config, mixed_precision=True, jit_compile=True)
         runner.BenchmarkRunner(
             database, args.glue_dir, args.tasks, args.seeds, config, args.cache_dir, progress=not args.no_progress,
             executor=executor,

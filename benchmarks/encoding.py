@@ -7,12 +7,15 @@ reference interface takes: `token_ids`, `segment_ids`, `padding_mask`, plus
 `labels` and GLUE's `index` column.
 
 The cache file name is a digest of the vocabulary file, casing, sequence
-length, the data file's bytes and the number of examples, all computable
+length, the data files' bytes and the number of examples, all computable
 without TensorFlow: a machine without it (the JAX GPU runner) finds the
 arrays that a machine with it wrote, and a changed file or tokenizer never
-gets stale arrays.
+gets stale arrays. Drivers sharing a cache folder take a lock file per cache
+entry, so one of them writes it and the others read it.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
 
@@ -20,11 +23,8 @@ from reference_impl import tokenizers
 
 
 def file_digest(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class PairEncoder:
@@ -50,18 +50,31 @@ class PairEncoder:
         return self._encoder
 
 
-def cached_encode(pair_encoder, examples, data_path, cache_dir, name):
-    """Arrays for `examples` read from `data_path`, from `<cache_dir>/<name>-<key>.npz` when there."""
-    key = hashlib.sha256(f"{pair_encoder.fingerprint}|{file_digest(data_path)}|{len(examples)}".encode()).hexdigest()[:16]
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold an exclusive lock on the file `path` (created if absent) while inside."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_encode(pair_encoder, examples, data_digest, cache_dir, name):
+    """Arrays for `examples` read from data with digest `data_digest`, from `<cache_dir>/<name>-<key>.npz` when there."""
+    key = hashlib.sha256(f"{pair_encoder.fingerprint}|{data_digest}|{len(examples)}".encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"{name}-{key}.npz")
-    if os.path.exists(path):
-        arrays = tokenizers.load_token_arrays(path)
-    else:
-        first = [text[0] for text in examples.texts]
-        second = [text[1] for text in examples.texts] if len(examples.texts[0]) > 1 else None
-        extra = {"index": examples.index.astype(str)}
-        if examples.labels is not None:
-            extra["labels"] = examples.labels
-        arrays = tokenizers.encode_to_npz(pair_encoder.encoder(), path, first, second, **extra)
+    os.makedirs(cache_dir, exist_ok=True)
+    with exclusive(path + ".lock"):  # another driver may be writing this entry
+        if os.path.exists(path):
+            arrays = tokenizers.load_token_arrays(path)
+        else:
+            first = [text[0] for text in examples.texts]
+            second = [text[1] for text in examples.texts] if len(examples.texts[0]) > 1 else None
+            extra = {"index": examples.index.astype(str)}
+            if examples.labels is not None:
+                extra["labels"] = examples.labels
+            arrays = tokenizers.encode_to_npz(pair_encoder.encoder(), path, first, second, **extra)
     arrays["padding_mask"] = arrays["padding_mask"].astype("int32")
     return arrays

@@ -23,27 +23,9 @@ import time
 import keras
 import numpy as np
 
+from benchmarks.config import FineTuneConfig  # noqa: F401 - the recipe's settings, used as finetune.FineTuneConfig
 from reference_impl.heads import SequenceClassifier
 from reference_impl.optimization import adamw
-
-
-@dataclasses.dataclass
-class FineTuneConfig:
-    learning_rate: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    clipnorm: float = 1.0
-    epochs: int = 3
-    batch_size: int = 32
-    dropout: float = 0.1
-    sequence_length: int = 128
-    max_train_examples: int = None
-    max_eval_examples: int = None
-    mixed_precision: bool = False
-    jit_compile: bool = False
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def make_optimizer(config, total_steps):
@@ -119,13 +101,13 @@ def predict(model, arrays, num_classes, batch_size=128):
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    """Advances a tqdm bar by one step per training batch (shows time left)."""
+    """Advances a rich progress task by one step per training batch, showing the loss."""
 
-    def __init__(self, bar):
+    def __init__(self, progress, task_id):
         super().__init__()
-        self.bar = bar
+        self.progress = progress
+        self.task_id = task_id
 
     def on_train_batch_end(self, batch, logs=None):
-        self.bar.update(1)
-        if logs and "loss" in logs:
-            self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
+        loss = f" (loss {float(logs['loss']):.4f})" if logs and "loss" in logs else ""
+        self.progress.update(self.task_id, advance=1, description=f"  steps{loss}")

@@ -33,10 +33,15 @@ SUBMISSION_FILES = tuple(tasks.TASKS[name].submission_file for name in TASK_ORDE
 
 
 def selected_runs(database):
-    """Runs of the config (learning rate of a grid) with the best mean dev score, per submission and task."""
+    """Per submission and task: the runs on the latest data, of the config (learning rate of a grid)
+    with the best mean dev score."""
+    latest_data = {}
+    for run in database.runs():  # in the order stored: the last one's data is the current data
+        latest_data[run.submission_hash, run.task] = run.data_hash
     groups = {}
     for run in database.runs():
-        groups.setdefault((run.submission_hash, run.task, run.config_hash), []).append(run)
+        if run.data_hash == latest_data[run.submission_hash, run.task]:
+            groups.setdefault((run.submission_hash, run.task, run.config_hash), []).append(run)
     best = {}
     for (digest, task, _), runs in groups.items():
         score = np.mean([metrics.task_score(task, run.metrics) if run.metrics else -np.inf for run in runs])
@@ -45,9 +50,14 @@ def selected_runs(database):
     return [run for _, runs in best.values() for run in runs]
 
 
-def scores_frame(database):
+FRAME_COLUMNS = ["submission", "submission_hash", "model_family", "pretraining_flops", "task", "seed", "metric",
+                 "value", "run_id"]
+
+
+def scores_frame(database, runs=None):
+    """One row per metric of each selected run (runs without dev scores have none)."""
     rows = []
-    for run in selected_runs(database):
+    for run in selected_runs(database) if runs is None else runs:
         for metric, value in run.metrics.items():
             rows.append(
                 {
@@ -62,8 +72,7 @@ def scores_frame(database):
                     "run_id": run.id,
                 }
             )
-    columns = ["submission", "submission_hash", "model_family", "pretraining_flops", "task", "seed", "metric", "value", "run_id"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
 def mean_metrics(frame):
@@ -89,38 +98,50 @@ def format_cell(task, metric_means, score_std):
     return text
 
 
+AGGREGATE_COLUMNS = ["GLUE score (official)", "Avg (BERT paper)", "Mean of tasks run"]
+
+
 def leaderboard(database):
-    """The leaderboard table (pandas), best GLUE score first, failures last."""
-    frame = scores_frame(database)
+    """The leaderboard table (pandas), best GLUE score first, failures last.
+
+    Any mix of rows works: submissions with scored runs, runs without dev
+    scores (their cells stay empty), and failures (broken submissions, tasks
+    whose data could not be read), each with its error.
+    """
+    runs = selected_runs(database)
+    frame = scores_frame(database, runs)
     nested = mean_metrics(frame)
     stats = task_scores(frame)
     present = [t for t in TASK_ORDER if t in set(frame["task"])]
+    by_submission = {}
+    for run in runs:
+        by_submission.setdefault(run.submission_hash, []).append(run)
     rows = []
-    for digest, group in frame.groupby("submission_hash", sort=False):
-        first = group.iloc[0]
+    for digest, submission_runs in by_submission.items():
+        first, scored = submission_runs[0], nested.get(digest, {})
         row = {
-            "Submission": first["submission"],
-            "Family": first["model_family"],
-            "Pretraining FLOPs": first["pretraining_flops"],
-            "Seeds": int(group["seed"].nunique()),
+            "Submission": first.submission_name,
+            "Family": first.metadata_json.get("model_family"),
+            "Pretraining FLOPs": first.metadata_json.get("pretraining_flops"),
+            "Seeds": len({run.seed for run in submission_runs}),
         }
         for task in present:
-            if task in nested[digest]:
+            if task in scored:
                 stat = stats[(stats.submission_hash == digest) & (stats.task == task)].iloc[0]
-                row[task] = format_cell(task, nested[digest][task], stat["std"])
+                row[task] = format_cell(task, scored[task], stat["std"])
             else:
                 row[task] = ""
-        row["GLUE score (official)"] = metrics.glue_score(nested[digest])
-        row["Avg (BERT paper)"] = metrics.paper_average(nested[digest])
-        row["Mean of tasks run"] = float(np.mean([metrics.task_score(t, m) for t, m in nested[digest].items() if t != "AX"] or [np.nan]))
+        row["GLUE score (official)"] = metrics.glue_score(scored)
+        row["Avg (BERT paper)"] = metrics.paper_average(scored)
+        row["Mean of tasks run"] = float(np.mean([metrics.task_score(t, m) for t, m in scored.items() if t != "AX"] or [np.nan]))
         row["Error"] = ""
         rows.append(row)
     for failure in database.failures():
         rows.append({"Submission": failure.submission_name, "Error": f"[{failure.task}] {failure.error}"})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    return table.sort_values(["Error", "GLUE score (official)", "Mean of tasks run"], ascending=[True, False, False], na_position="last").reset_index(drop=True)
+    columns = ["Submission", "Family", "Pretraining FLOPs", "Seeds", *present, *AGGREGATE_COLUMNS, "Error"]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["Error", "GLUE score (official)", "Mean of tasks run"], ascending=[True, False, False],
+                             na_position="last").reset_index(drop=True)
 
 
 def display_value(value):

@@ -2,14 +2,18 @@
 
 A `Run` row is written in one transaction together with its predictions, once
 the run has finished, so a killed process leaves either a complete run or
-nothing; re-running skips the (submission hash, task, seed, config) keys that
-are already there. A submission that cannot be benchmarked gets a
-`SubmissionFailure` row instead (replaced when it is retried).
+nothing; re-running skips the (submission hash, task, seed, config, data)
+keys that are already there (`data_hash`: a digest of the task's files, so
+changed or restored data is run again). A submission or task that cannot be
+benchmarked gets a `SubmissionFailure` row instead (replaced when it is
+retried).
 
 The schema is versioned with Alembic (as nbgrader's gradebook is): opening
-a database upgrades it to the newest revision in `benchmarks/migrations`.
-Several drivers may write to one PostgreSQL database at once; a run that
-another driver stored first is kept, not duplicated.
+a database upgrades it to the newest revision in `benchmarks/migrations`,
+holding the database's write lock (SQLite) or an advisory lock (PostgreSQL)
+meanwhile, so drivers that open one new database at once do not race.
+Several drivers may write to one database at once; a run that another driver
+stored first is kept, not duplicated.
 """
 
 import datetime
@@ -25,6 +29,8 @@ from sqlalchemy import orm
 
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 INITIAL_REVISION = "0001"
+# Any constant: the key of the PostgreSQL advisory lock held while upgrading the schema.
+UPGRADE_LOCK = 0x62656E6368
 
 
 class Base(orm.DeclarativeBase):
@@ -33,7 +39,9 @@ class Base(orm.DeclarativeBase):
 
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = (sqlalchemy.UniqueConstraint("submission_hash", "task", "seed", "config_hash"),)
+    __table_args__ = (
+        sqlalchemy.UniqueConstraint("submission_hash", "task", "seed", "config_hash", "data_hash", name="uq_runs_key"),
+    )
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     submission_hash: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(64), index=True)
@@ -42,6 +50,7 @@ class Run(Base):
     seed: orm.Mapped[int]
     config_hash: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(16))
     config: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
+    data_hash: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(16), server_default="")
     metadata_json: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
     metrics: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
     train_examples: orm.Mapped[int]
@@ -118,7 +127,7 @@ def is_url(location):
 
 
 def upgrade(engine):
-    """Bring the schema to the newest Alembic revision.
+    """Bring the schema to the newest Alembic revision, one driver at a time.
 
     A database written before migrations existed has the tables but no
     version: it is marked as the initial revision, then upgraded.
@@ -126,11 +135,33 @@ def upgrade(engine):
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         config.attributes["connection"] = connection
         inspector = sqlalchemy.inspect(connection)
         if inspector.has_table("runs") and not inspector.has_table("alembic_version"):
             command.stamp(config, INITIAL_REVISION)
         command.upgrade(config, "head")
+
+
+def sqlite_engine(path, exclusive=False):
+    """An engine on the SQLite file `path` that waits up to a minute for another writer.
+
+    `exclusive`: every transaction starts with BEGIN EXCLUSIVE, so it holds
+    the write lock from its first statement; Python's sqlite3 module would
+    otherwise run the schema's CREATE TABLEs outside any transaction, and two
+    drivers creating one new file would both create them.
+    """
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60})
+    if exclusive:
+        @sqlalchemy.event.listens_for(engine, "connect")
+        def leave_transactions_to_sqlalchemy(dbapi_connection, _):
+            dbapi_connection.isolation_level = None
+
+        @sqlalchemy.event.listens_for(engine, "begin")
+        def begin_exclusive(connection):
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
+    return engine
 
 
 class ResultsDatabase:
@@ -139,19 +170,22 @@ class ResultsDatabase:
     def __init__(self, location):
         if is_url(location):
             self.engine = sqlalchemy.create_engine(location, pool_pre_ping=True)
+            upgrade(self.engine)
         else:
             os.makedirs(os.path.dirname(os.path.abspath(location)), exist_ok=True)
-            # Another writer holding the lock: wait for it rather than fail at once.
-            self.engine = sqlalchemy.create_engine(f"sqlite:///{location}", connect_args={"timeout": 60})
-        upgrade(self.engine)
+            upgrade_engine = sqlite_engine(location, exclusive=True)
+            upgrade(upgrade_engine)
+            upgrade_engine.dispose()
+            self.engine = sqlite_engine(location)
 
     def session(self):
         return orm.Session(self.engine, expire_on_commit=False)
 
-    def has_run(self, submission_hash, task, seed, config):
+    def has_run(self, submission_hash, task, seed, config, data_hash):
         with self.session() as session:
             query = sqlalchemy.select(Run.id).filter_by(
-                submission_hash=submission_hash, task=task, seed=seed, config_hash=config_hash(config)
+                submission_hash=submission_hash, task=task, seed=seed, config_hash=config_hash(config),
+                data_hash=data_hash,
             )
             return session.scalar(query) is not None
 

@@ -3,26 +3,64 @@
 Stages for each (submission, task, seed):
 1. check the submission (metadata, vocabulary, safe load, interface); a broken
    one gets a failure row and the others go on (driver);
-2. read the task's splits and tokenize them (cached .npz arrays) (driver);
+2. read the task's splits and tokenize them (cached .npz arrays); a missing
+   or bad file is a failure row for the task, naming the file (driver);
 3. load a fresh copy of the encoder, fine-tune it with the recipe, predict
    dev (and test, for the GLUE server) (the job: here, or a Ray task);
 4. score dev and store the run and its predictions in one transaction (driver).
 
 MNLI is fine-tuned once, as "MNLI-m"; that model also predicts MNLI-mm and AX,
-each stored as its own run. Runs already in the database are skipped.
+each stored as its own run. Runs already in the database for the same data
+(a digest of the task's files) are skipped.
 """
 
+import dataclasses
 import datetime
+import hashlib
 import os
 import tempfile
 import time
 
 import keras
 import numpy as np
-from tqdm.auto import tqdm
 
 from benchmarks import encoding, finetune, metrics, results, submissions, tasks
 from cluster import executor as cluster_executor
+from cluster.progress import progress_bars
+
+EVALUATION_SPLITS = ("dev", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkJob:
+    """One fine-tuning of one submission on one task with one seed, and the tasks its model is scored on."""
+
+    submission_hash: str
+    metadata: dict
+    trained_task: str
+    scored_tasks: tuple
+    seed: int
+    config: finetune.FineTuneConfig
+    data_hashes: dict  # scored task -> digest of the data its run is keyed by
+
+
+@dataclasses.dataclass
+class TaskData:
+    """Token arrays of one fine-tuning: the training split, and each scored task's dev and test (None if absent)."""
+
+    train: dict
+    evaluations: dict  # scored task -> split -> arrays or None
+
+
+@dataclasses.dataclass
+class JobOutcome:
+    """What a job sends back: predictions (scored task -> split -> values) and throughput."""
+
+    predictions: dict
+    wall_seconds: float
+    train_sequences_per_second: float
+    train_tokens_per_second: float
+    hardware: str
 
 
 class TaskArrays:
@@ -32,29 +70,38 @@ class TaskArrays:
         self.glue_dir = glue_dir
         self.cache_dir = cache_dir
         self.config = config
+        self.digests = {}  # (task name, split) -> data digest, each file read once per run
+
+    def data_digest(self, task_name, split):
+        if (task_name, split) not in self.digests:
+            self.digests[task_name, split] = tasks.data_digest(self.glue_dir, tasks.get_task(task_name), split)
+        return self.digests[task_name, split]
 
     def load(self, pair_encoder, task_name, split):
-        """Arrays for one split, or None if an evaluation split is absent."""
+        """Arrays for one split; None for an absent split the task does not require."""
         task = tasks.get_task(task_name)
-        if split != "train" and not tasks.has_split(self.glue_dir, task, split):
+        if split not in task.required_splits and not tasks.has_split(self.glue_dir, task, split):
             return None
-        examples = tasks.read_split(self.glue_dir, task, split)
+        examples = tasks.read_split(self.glue_dir, task, split)  # a missing file: GlueDataError naming it
         if split == "train" and self.config.max_train_examples:
             examples = sample(examples, self.config.max_train_examples)
         elif split != "train" and self.config.max_eval_examples:
             examples = examples.head(self.config.max_eval_examples)
-        path = tasks.task_path(self.glue_dir, task, split)
-        name = f"{task.folder}-{os.path.basename(path).removesuffix('.tsv')}"
-        return encoding.cached_encode(pair_encoder, examples, path, self.cache_dir, name)
+        return encoding.cached_encode(pair_encoder, examples, self.data_digest(task.name, split), self.cache_dir,
+                                      f"{task.name}-{split}")
+
+    def run_key(self, trained_task, scored_task):
+        """Digest of the data a run depends on: the training split and the scored task's dev and test."""
+        parts = [self.data_digest(trained_task, "train")]
+        parts += [self.data_digest(scored_task, split) for split in EVALUATION_SPLITS]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def sample(examples, count):
     """The same `count` examples for every submission and seed (fixed generator)."""
     if count >= len(examples):
         return examples
-    rows = np.sort(np.random.default_rng(0).choice(len(examples), count, replace=False))
-    labels = None if examples.labels is None else examples.labels[rows]
-    return tasks.Examples([examples.texts[r] for r in rows], labels, examples.index[rows], examples.skipped_rows)
+    return examples.select(np.sort(np.random.default_rng(0).choice(len(examples), count, replace=False)))
 
 
 def planned_tasks(task_names):
@@ -73,9 +120,9 @@ class BenchmarkRunner:
     """Plans the runs, has an executor fine-tune them, and stores each result as it arrives.
 
     Only this process reads submission folders and data and writes the
-    database. Each (submission, task, seed) job gets its data as values
-    (the encoder file's bytes, token arrays), so it runs here, one after
-    another (the default), or as a Ray task on a cluster.
+    database. Each job gets its data as values (the encoder file's bytes,
+    token arrays), so it runs here, one after another (the default), or as a
+    Ray task on a cluster.
     """
 
     def __init__(self, database, glue_dir, task_names, seeds, config, cache_dir, progress=True,
@@ -97,20 +144,24 @@ class BenchmarkRunner:
             jobs += submission_jobs
             skipped += submission_skipped
         total = len(submission_folders) * len(self.plan) * len(self.seeds)
-        with tqdm(total=total, initial=skipped, desc="runs", unit="run", disable=not self.progress) as bar:
-            for (spec, _, arrays), outcome, lost in self.executor.completed(fine_tune_job, jobs):
+        with progress_bars(self.progress) as bars:
+            runs = bars.add_task("runs", total=total, completed=skipped)
+            # Step bars only for jobs in this process: they draw on this terminal.
+            step_bars = bars if self.progress and self.executor.in_process else None
+            arguments = [(job, encoder_file, data, step_bars) for job, encoder_file, data in jobs]
+            for (job, _, data, _), outcome, lost in self.executor.completed(fine_tune_job, arguments):
                 if lost:
-                    self.database.add_failure(spec["digest"], spec["metadata"]["name"], spec["trained_task"], str(lost))
+                    self.database.add_failure(job.submission_hash, job.metadata["name"], job.trained_task, str(lost))
                 else:
-                    self.store(spec, outcome, self.executor.fetch(arrays))
-                bar.set_description(f"{spec['metadata']['name']} {spec['trained_task']} seed {spec['seed']}")
-                bar.update(1)
+                    self.store(job, outcome, self.executor.fetch(data))
+                bars.update(runs, advance=1, description=f"{job.metadata['name']} {job.trained_task} seed {job.seed}")
 
     def submission_jobs(self, folder):
         """Check a submission and read its tasks' data; (jobs still to run, runs skipped).
 
-        A broken submission, or a task whose data cannot be read, gets a
-        failure row and no jobs; the other submissions and tasks go on.
+        A broken submission gets one failure row and no jobs; a task whose
+        data cannot be read gets a failure row naming the file; the other
+        submissions and tasks go on.
         """
         digest = submissions.submission_hash(folder)
         name = os.path.basename(os.path.normpath(folder))
@@ -129,40 +180,54 @@ class BenchmarkRunner:
             encoder_file = self.executor.share(handle.read())
         jobs, skipped = [], 0
         for trained_task, scored_tasks in self.plan.items():
-            pending = {seed: [t for t in scored_tasks if not self.database.has_run(digest, t, seed, self.config.to_dict())]
-                       for seed in self.seeds}
+            data_hashes = {task: self.arrays.run_key(trained_task, task) for task in scored_tasks}
+            pending = {seed: [task for task in scored_tasks if not self.database.has_run(
+                digest, task, seed, self.config.to_dict(), data_hashes[task])] for seed in self.seeds}
             pending = {seed: names for seed, names in pending.items() if names}
             skipped += len(self.seeds) - len(pending)
             if not pending:
                 continue
-            try:
-                arrays = self.executor.share(self.task_arrays(pair_encoder, trained_task, scored_tasks))
-            except tasks.GlueDataError as error:
-                self.database.add_failure(digest, name, trained_task, str(error))
+            data = self.task_data(pair_encoder, trained_task, sorted({t for names in pending.values() for t in names}),
+                                  digest, name)
+            if data is None:
                 skipped += len(pending)
                 continue
+            shared = self.executor.share(data)
             for seed, names in pending.items():
-                spec = {"digest": digest, "metadata": metadata, "trained_task": trained_task, "scored_tasks": names,
-                        "seed": seed, "config": self.config.to_dict(), "progress": self.progress and self.executor.in_process}
-                jobs.append((spec, encoder_file, arrays))
+                names = tuple(task for task in names if task in data.evaluations)
+                if not names:
+                    skipped += 1
+                    continue
+                job = BenchmarkJob(digest, metadata, trained_task, names, seed, self.config,
+                                   {task: data_hashes[task] for task in names})
+                jobs.append((job, encoder_file, shared))
         return jobs, skipped
 
-    def task_arrays(self, pair_encoder, trained_task, scored_tasks):
-        """Token arrays: the training split, and dev/test (None if absent) of each scored task."""
-        return {"train": self.arrays.load(pair_encoder, trained_task, "train"),
-                "evaluations": {task: {split: self.arrays.load(pair_encoder, task, split) for split in ("dev", "test")}
-                                for task in scored_tasks}}
+    def task_data(self, pair_encoder, trained_task, scored_tasks, digest, name):
+        """The token arrays of one fine-tuning, or None; each task whose data cannot be read gets a failure row."""
+        try:
+            train = self.arrays.load(pair_encoder, trained_task, "train")
+        except tasks.GlueDataError as error:
+            for task in scored_tasks:
+                self.database.add_failure(digest, name, task, str(error))
+            return None
+        evaluations = {}
+        for task in scored_tasks:
+            try:
+                evaluations[task] = {split: self.arrays.load(pair_encoder, task, split) for split in EVALUATION_SPLITS}
+            except tasks.GlueDataError as error:
+                self.database.add_failure(digest, name, task, str(error))
+        return TaskData(train, evaluations) if evaluations else None
 
-    def store(self, spec, outcome, arrays):
+    def store(self, job, outcome, data):
         """Score dev predictions and store the runs with every prediction, in one transaction."""
-        config = finetune.FineTuneConfig(**spec["config"])
         runs = []
-        for scored_task in spec["scored_tasks"]:
+        for scored_task in job.scored_tasks:
             predictions, scores = [], {}
-            for split, split_arrays in arrays["evaluations"][scored_task].items():
+            for split, split_arrays in data.evaluations[scored_task].items():
                 if split_arrays is None:
                     continue
-                predicted = outcome["predictions"][scored_task][split]
+                predicted = outcome.predictions[scored_task][split]
                 labels = split_arrays.get("labels")
                 if labels is not None and split == "dev":
                     scores = metrics.compute_metrics(scored_task, labels, predicted)
@@ -178,19 +243,20 @@ class BenchmarkRunner:
                 ]
             runs.append(
                 results.Run(
-                    submission_hash=spec["digest"],
-                    submission_name=spec["metadata"]["name"],
+                    submission_hash=job.submission_hash,
+                    submission_name=job.metadata["name"],
                     task=scored_task,
-                    seed=spec["seed"],
-                    config_hash=results.config_hash(config.to_dict()),
-                    config=config.to_dict(),
-                    metadata_json=spec["metadata"],
+                    seed=job.seed,
+                    config_hash=results.config_hash(job.config.to_dict()),
+                    config=job.config.to_dict(),
+                    data_hash=job.data_hashes[scored_task],
+                    metadata_json=job.metadata,
                     metrics=scores,
-                    train_examples=len(arrays["train"]["labels"]),
-                    wall_seconds=outcome["wall_seconds"],
-                    train_sequences_per_second=outcome["train_sequences_per_second"],
-                    train_tokens_per_second=outcome["train_tokens_per_second"],
-                    hardware=outcome["hardware"],
+                    train_examples=len(data.train["labels"]),
+                    wall_seconds=outcome.wall_seconds,
+                    train_sequences_per_second=outcome.train_sequences_per_second,
+                    train_tokens_per_second=outcome.train_tokens_per_second,
+                    hardware=outcome.hardware,
                     versions=self.versions,
                     finished_at=datetime.datetime.now(datetime.UTC),
                     predictions=predictions,
@@ -199,36 +265,40 @@ class BenchmarkRunner:
         self.database.add_runs(runs)
 
 
-def fine_tune_job(spec, encoder_file, arrays):
+def fine_tune_job(job, encoder_file, data, step_bars=None):
     """One job, wherever it runs: fine-tune a fresh copy of the encoder, predict dev and test.
 
-    Takes the encoder file's bytes and the token arrays (`BenchmarkRunner.task_arrays`),
-    returns the predictions and throughput as plain data.
+    Takes the encoder file's bytes and the token arrays (`TaskData`), returns
+    a `JobOutcome`. `step_bars`: a rich Progress of this terminal to show the
+    training steps on (jobs in the driver's process only).
     """
     start = time.perf_counter()
-    config = finetune.FineTuneConfig(**spec["config"])
+    config = job.config
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if config.mixed_precision else "float32")
     # Seeded before loading: the encoder's dropout layers draw their seeds when
     # built, so a run must not depend on what this process did before.
-    keras.utils.set_random_seed(spec["seed"])
+    keras.utils.set_random_seed(job.seed)
     with tempfile.TemporaryDirectory(prefix="benchmark-encoder-") as folder:
         with open(os.path.join(folder, submissions.ENCODER_FILE), "wb") as handle:
             handle.write(encoder_file)
         encoder = submissions.load_encoder(folder, config.sequence_length)
     if config.mixed_precision:
         encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
-    task = tasks.get_task(spec["trained_task"])
-    steps = finetune.steps_per_epoch(arrays["train"], config) * config.epochs
-    with tqdm(total=steps, desc="  steps", unit="step", leave=False, disable=not spec["progress"]) as step_bar:
-        result = finetune.fine_tune(
-            encoder, arrays["train"], task.num_classes, config, spec["seed"], callbacks=[finetune.ProgressCallback(step_bar)]
-        )
+    task = tasks.get_task(job.trained_task)
+    callbacks = []
+    if step_bars is not None:
+        steps = finetune.steps_per_epoch(data.train, config) * config.epochs
+        step_task = step_bars.add_task("  steps", total=steps)
+        callbacks.append(finetune.ProgressCallback(step_bars, step_task))
+    try:
+        result = finetune.fine_tune(encoder, data.train, task.num_classes, config, job.seed, callbacks=callbacks)
+    finally:
+        if step_bars is not None:
+            step_bars.remove_task(step_task)
     predictions = {
         scored_task: {split: finetune.predict(result.model, split_arrays, task.num_classes)
                       for split, split_arrays in splits.items() if split_arrays is not None}
-        for scored_task, splits in arrays["evaluations"].items()
+        for scored_task, splits in data.evaluations.items()
     }
-    return {"predictions": predictions, "wall_seconds": time.perf_counter() - start,
-            "train_sequences_per_second": result.train_sequences_per_second,
-            "train_tokens_per_second": result.train_tokens_per_second,
-            "hardware": results.hardware_description()}
+    return JobOutcome(predictions, time.perf_counter() - start, result.train_sequences_per_second,
+                      result.train_tokens_per_second, results.hardware_description())

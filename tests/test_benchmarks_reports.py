@@ -95,3 +95,17 @@ def test_html_report_renders_in_headless_chromium(database, tmp_path):
     assert [alt for alt, _, _ in view.images] == ["Per-task scores", "Score against pretraining compute"]
     assert all(width > 100 and height > 100 for _, width, height in view.images), view.images
     assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_on_failures_only_and_on_runs_without_scores(database, tmp_path):
+    database.add_failure("f" * 64, "broken-one", "*", "metadata.json missing")
+    assert reports.leaderboard(database)["Error"].tolist() == ["[*] metadata.json missing"]
+    reports.write_all(database, str(tmp_path / "only-failures"))
+    # A run stored without dev metrics (AX without its labelled file, or an older database).
+    database.add_runs([stored_run("AX", 0, {}), stored_run("SST-2", 0, {"accuracy": 90.0}, name="model-b")])
+    database.add_failure("model-b" * 4, "model-b", "CoLA", "CoLA dev file not found")
+    table = reports.leaderboard(database)
+    assert table["Submission"].tolist() == ["model-b", "model-a", "broken-one", "model-b"]
+    assert table.loc[0, "SST-2"] == "90.0" and table.loc[1, "Mean of tasks run"] != table.loc[1, "Mean of tasks run"]
+    written, _ = reports.write_all(database, str(tmp_path / "mixed"))
+    assert "model-a" in open(written["markdown"]).read()

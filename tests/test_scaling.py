@@ -184,3 +184,16 @@ def test_benchmark_through_ray_and_postgresql_matches_the_local_run(tmp_path, po
     # Re-running against PostgreSQL finds every run done: nothing is added.
     cli.main(arguments + ["--db", url, "--executor", "ray", "--ray-address", cluster.address])
     assert len(results.ResultsDatabase(url).runs()) == 4
+
+
+def test_results_database_on_postgresql_upgrades_from_0001_and_opens_from_two_drivers_at_once(postgres):
+    from benchmarks import results
+    from tests.test_benchmarks_faults import check_upgraded_from_0001, database_at_revision_0001_with_a_run, open_at_once
+
+    old = postgres("results_0001")
+    database_at_revision_0001_with_a_run(old)
+    check_upgraded_from_0001(results.ResultsDatabase(old))
+    for attempt in range(3):
+        new = postgres(f"results_new_{attempt}")
+        assert open_at_once(new) == ["ok", "ok"]
+        assert results.ResultsDatabase(new).runs() == []

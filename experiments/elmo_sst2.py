@@ -12,24 +12,22 @@
 3. Report accuracy on the full SST-2 dev set (872 sentences) next to the
    accuracy of always predicting the training subset's most frequent label.
 
-Usage: python -m benchmarks.elmo_sst2 [--train-examples 16000] [--pretrain-epochs 2]
+Usage: python -m experiments.elmo_sst2 [--train-examples 16000] [--pretrain-epochs 2]
        [--domain-sentences 20000] [--epochs 4]
-Data: $GLUE_DIR/SST-2/{train,dev}.tsv (default ../shared/glue_data).
+Data: SST-2 through the GLUE harness's reader (`benchmarks.tasks`): --glue-dir, default
+$GLUE_DIR or ../shared/glue_data; a Hugging Face cache works too (--glue-dir hf).
 """
 
 import argparse
-import csv
-import os
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import accuracy_score
 
+from benchmarks import tasks
 from reference_impl.corpus import offline_corpus, split_sentences
 from reference_impl.elmo import (
     ELMoBiLM,
@@ -44,17 +42,11 @@ from reference_impl.elmo import (
     word_ids,
 )
 
-DEFAULT_GLUE_DIR = os.environ.get(
-    "GLUE_DIR", str(Path(__file__).resolve().parents[1] / ".." / "shared" / "glue_data"))
-
 
 def read_sst2(glue_dir, split):
-    path = Path(glue_dir) / "SST-2" / f"{split}.tsv"
-    if not path.is_file():
-        raise SystemExit(f"SST-2 {split} file not found: {path}. Set GLUE_DIR or --glue-dir "
-                         f"to the folder holding SST-2/.")
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE)
-    return [split_words(s) for s in frame["sentence"]], frame["label"].to_numpy("int32")
+    """SST-2 sentences as word lists, and their labels."""
+    examples = tasks.read_split(glue_dir, "SST-2", split)
+    return [split_words(sentence) for (sentence,) in examples.texts], examples.labels
 
 
 def pretrain_bilm(size, epochs, max_tokens, console, domain_sentences=()):
@@ -96,7 +88,7 @@ def train_classifier(bilm, sentences, labels, dev_sentences, epochs, max_tokens,
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--glue-dir", default=DEFAULT_GLUE_DIR)
+    parser.add_argument("--glue-dir", default=tasks.DEFAULT_GLUE_DIR)
     parser.add_argument("--size", default="small", choices=sorted(ELMoBiLM.presets))
     parser.add_argument("--pretrain-epochs", type=int, default=2)
     parser.add_argument("--train-examples", type=int, default=16000)
@@ -108,8 +100,11 @@ def main():
     args = parser.parse_args()
     console = Console(width=120)
 
-    all_sentences, all_labels = read_sst2(args.glue_dir, "train")
-    dev_sentences, dev_labels = read_sst2(args.glue_dir, "dev")
+    try:
+        all_sentences, all_labels = read_sst2(args.glue_dir, "train")
+        dev_sentences, dev_labels = read_sst2(args.glue_dir, "dev")
+    except tasks.GlueDataError as error:
+        raise SystemExit(f"error: {error}") from None
     subset = np.random.default_rng(args.seed).permutation(len(all_labels))[: args.train_examples]
     train_sentences = [all_sentences[i] for i in subset]
     train_labels = all_labels[subset]

@@ -12,7 +12,7 @@ processes); plain nbgrader runs them one after another, unsandboxed, on the
 public check path. Prints a Markdown table of submissions per minute, the
 date and the machine.
 
-Usage: python -m benchmarks.grader_throughput [--submissions 40] [--workers N]
+Usage: python -m experiments.grader_throughput [--submissions 40] [--workers N]
        [--graders local ray nbgrader]
 """
 
@@ -25,6 +25,7 @@ import time
 
 import nbformat
 
+from cluster.executor import EXECUTORS
 from course_demo.sample_students import demo_submissions, write_inbox
 from grader import course
 
@@ -82,8 +83,8 @@ def main(argv=None):
     parser.add_argument("--submissions", type=int, default=40)
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
                         help="our grader's parallel notebooks (default: cores)")
-    parser.add_argument("--graders", nargs="+", choices=["local", "ray", "nbgrader"],
-                        default=["local", "ray", "nbgrader"])
+    parser.add_argument("--graders", nargs="+", choices=[*EXECUTORS, "nbgrader"], default=[*EXECUTORS, "nbgrader"],
+                        help="our grader with each executor, and plain nbgrader")
     args = parser.parse_args(argv)
 
     started = datetime.datetime.now(datetime.timezone.utc)

@@ -1,7 +1,7 @@
 """Full-size GLUE benchmark on the CPU: a from-scratch tiny BERT and the pretrained MiniLM.
 
-    python -m benchmarks.run_glue_cpu                     # SST-2, CoLA, MRPC, STS-B, RTE, full size
-    python -m benchmarks.run_glue_cpu --tasks SST-2 --max-train-examples 4000
+    python -m experiments.run_glue_cpu                     # SST-2, CoLA, MRPC, STS-B, RTE, full size
+    python -m experiments.run_glue_cpu --tasks SST-2 --max-train-examples 4000
 
 Writes submissions, the results database and every report under --output,
 then prints a table of dev scores, wall time and training throughput per run
@@ -14,7 +14,7 @@ import importlib.util
 import os
 
 from benchmarks import __main__ as cli
-from benchmarks import metrics, results, submissions
+from benchmarks import metrics, results, submissions, tasks
 
 
 def minilm_folder():
@@ -24,7 +24,7 @@ def minilm_folder():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--glue-dir", default=cli.DEFAULT_GLUE_DIR)
+    parser.add_argument("--glue-dir", default=tasks.DEFAULT_GLUE_DIR)
     parser.add_argument("--output", default="demo_output/benchmarks/glue_cpu")
     parser.add_argument("--tasks", nargs="+", default=["SST-2", "CoLA", "MRPC", "STS-B", "RTE"])
     parser.add_argument("--seeds", nargs="+", default=["0"])
