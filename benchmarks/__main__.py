@@ -35,9 +35,9 @@ def build_parser():
     baseline.add_argument("folder", help="submission folder to create")
     add_data_arguments(baseline)
     baseline.add_argument("--vocabulary-size", type=int, default=2000)
-    baseline.add_argument("--preset", default="tiny", help="reference_impl BertBackbone preset (tiny, mini, small, ...)")
-    baseline.add_argument("--hidden-dim", type=int, help="override the preset's hidden size")
-    baseline.add_argument("--num-layers", type=int, help="override the preset's number of layers")
+    baseline.add_argument("--size", default="tiny", help="a named BertBackbone size (BertBackbone.sizes: tiny, mini, small, ...)")
+    baseline.add_argument("--hidden-dim", type=int, help="override the size's hidden width")
+    baseline.add_argument("--num-layers", type=int, help="override the size's number of layers")
 
     run = commands.add_parser("run", help="benchmark submissions (skips runs already in the database)")
     run.add_argument("submissions", nargs="+", help="submission folders (encoder.keras, vocab.txt, metadata.json)")
@@ -77,7 +77,7 @@ def command_baseline(args):
     from reference_impl.bert import BertBackbone
 
     texts = [text for name in args.tasks for example in tasks.read_split(args.glue_dir, name, "train").texts for text in example]
-    config = dict(BertBackbone.presets[args.preset])
+    config = dict(BertBackbone.sizes[args.size])
     config.pop("vocabulary_size", None)
     if args.hidden_dim:
         config.update(hidden_dim=args.hidden_dim, intermediate_dim=4 * args.hidden_dim)

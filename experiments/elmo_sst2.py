@@ -89,7 +89,7 @@ def train_classifier(bilm, sentences, labels, dev_sentences, epochs, max_tokens,
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--glue-dir", default=tasks.DEFAULT_GLUE_DIR)
-    parser.add_argument("--size", default="small", choices=sorted(ELMoBiLM.presets))
+    parser.add_argument("--size", default="small", choices=sorted(ELMoBiLM.sizes))
     parser.add_argument("--pretrain-epochs", type=int, default=2)
     parser.add_argument("--train-examples", type=int, default=16000)
     parser.add_argument("--domain-sentences", type=int, default=20000,
