@@ -275,7 +275,7 @@ class Sizes:
     elmo_size: str
     elmo_pretrain_epochs: int
     elmo_train_examples: int
-    elmo_domain_sentences: int
+    elmo_domain_sentences: int  # unlabelled SST-2 sentences for pretraining; 67349: all outside the labelled ones
     elmo_epochs: int
     elmo_max_tokens: int
     budgets: dict
@@ -463,14 +463,16 @@ def bert_step(report, sizes, precision, peak, budget):
         models[name] = (classifier, x, y, None)
     reference, theirs = (models[name][0] for name in models)
     if reference.count_params() != theirs.count_params():
-        raise AssertionError(f"parameter counts differ: {reference.count_params()} vs {theirs.count_params()}")
+        raise RuntimeError(f"the two BERTs differ: {reference.count_params()} against {theirs.count_params()} "
+                           f"weights; the comparison needs the same config.")
     flops = encoder_flops_per_token(reference, config["num_layers"], config["hidden_dim"], length)
     seconds = timed_rounds(models, sizes.bert_batch, sizes.rounds, budget)
     rows = throughput_rows(seconds, count * length, flops, peak, "keras-hub BertBackbone")
     report.table("bert", f"BERT-{sizes.bert} fine-tuning, length {length}, batch {sizes.bert_batch}",
                  ["model", "tokens/s", "TFLOP/s", "MFU", "speed vs keras-hub"], rows,
-                 [f"{flops / 1e9:.3f} GFLOP per token (6N + 12LHT, N = {(flops - 12 * config['num_layers'] * config['hidden_dim'] * length) // 6:,} "
-                  f"weights outside the embedding tables); median of {sizes.rounds} alternating rounds of "
+                 [f"{flops / 1e9:.3f} GFLOP per token (6N + 12LHT, N = "
+                  f"{reference.count_params() - embedding_parameters(reference):,} weights outside the embedding "
+                  f"tables); median of {sizes.rounds} alternating rounds of "
                   f"{sizes.round_steps} steps; MFU against the measured peak {peak / 1e12:.3g} TFLOP/s."]
                  + budget_note(budget))
 
@@ -677,7 +679,17 @@ def run(data, out, sizes=GPU, precision=Precision(True, True), steps=STEPS, cons
             elmo_step(report, data, sizes, console)
         keras.backend.clear_session()
         console.print(f"step {step}: {time.perf_counter() - start:.0f} s")
+    check_tables(report, steps)
     return report
+
+
+def check_tables(report, steps):
+    """Every step's table is there, with rows and no NaN or infinity: else exit naming what is wrong."""
+    problems = [f"{step}: no table" for step in steps if not report.tables.get(step, {}).get("rows")]
+    problems += [f"{name}: {row[0]} has {cell}" for name, table in report.tables.items() for row in table["rows"]
+                 for cell in map(str, row) if cell.lower() in ("nan", "inf", "-inf")]
+    if problems:
+        raise SystemExit("the run's tables are not sane: " + "; ".join(problems))
 
 
 def _installed(name):
