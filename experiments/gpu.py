@@ -57,6 +57,7 @@ import argparse
 import dataclasses
 import datetime
 import importlib.metadata
+import io
 import json
 import math
 import os
@@ -621,7 +622,7 @@ def elmo_step(report, data, sizes, console):
               if i not in labelled][: sizes.elmo_domain_sentences]
     train_sentences, train_labels = [sentences[i] for i in subset], labels[subset]
     keras.mixed_precision.set_dtype_policy("float32")  # as on the CPU: the step compares with that run
-    log = Console(record=True, width=200)
+    log = Console(file=io.StringIO(), record=True, width=200)  # pretrain_bilm's loss line, for the notes
     start = time.perf_counter()
     bilm = pretrain_bilm(sizes.elmo_size, sizes.elmo_pretrain_epochs, sizes.elmo_max_tokens, log, domain)
     pretrain_seconds = time.perf_counter() - start
