@@ -2,23 +2,23 @@
 
 Runs in the grader's own process. Captures are untrusted files: they are
 size-checked, loaded with allow_pickle=False, and validated name by name,
-shape by shape and dtype by dtype before any value is compared.
+shape by shape and dtype by dtype before any value is compared. Outputs that
+miss the reference are compared with those of the assignment's catalogued bugs
+(its solution with each bug put in, run on the same secret inputs), so the
+feedback can name the mistake.
 """
 
 import os
-import re
 import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from grader.assignments import CASES
+from grader import assignment as assignments, mutation, sandbox
 from grader.runtime import grading_runtime
-from grader import sandbox
 from grader.sandbox import open_untrusted
 
 RTOL, ATOL = grading_runtime.RTOL, grading_runtime.ATOL
-CAPTURE_CALL = re.compile(r"""capture\(\s*["']([\w.]+)["']""")
 
 
 @dataclass
@@ -41,7 +41,7 @@ class CellVerdict:
 
 def cases_in(source):
     """Case ids a (trusted) test cell captures, in order."""
-    return CAPTURE_CALL.findall(source)
+    return [case_id for case_id, _ in assignments.captures_in(source)]
 
 
 def load_capture(path):
@@ -107,9 +107,21 @@ def _mismatches(got, want):
     return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
 
 
+def known_bugs(assignment, case_id, seed, got):
+    """Descriptions of the catalogued bugs whose mutated solution gives exactly `got`."""
+    function = assignment.case_functions[case_id]
+    named = []
+    for index, (description, _, _) in enumerate(assignment.catalogue[0].get(function, ())):
+        outputs = mutation.bug_outputs(assignment, case_id, seed, index)
+        if outputs is not None and not _mismatches(got, outputs):
+            named.append(description)
+    return named
+
+
 def judge_case(case_id, capture_dir, seed):
     """Verdict for one case from the capture the sandbox wrote."""
-    case = CASES[case_id]
+    assignment = assignments.of_case(case_id)
+    function = assignment.case_functions[case_id]
     path = os.path.join(capture_dir, case_id + ".npz")
     if not os.path.lexists(path):
         error_path = os.path.join(capture_dir, case_id + ".error.txt")
@@ -119,25 +131,21 @@ def judge_case(case_id, capture_dir, seed):
                     raised = f.read(2000).decode(errors="replace").strip()
             except (OSError, ValueError):
                 raised = "(an error report the grader could not read)"
-            return CaseVerdict(case_id, False, f"{case.function} raised: {raised}")
-        return CaseVerdict(case_id, False, f"no outputs of {case.function} were recorded "
+            return CaseVerdict(case_id, False, f"{function} raised: {raised}")
+        return CaseVerdict(case_id, False, f"no outputs of {function} were recorded "
                            "(the test cell did not run to completion, or the kernel stopped before it)")
     try:
         got = load_capture(path)
     except ValueError as error:
         return CaseVerdict(case_id, False, str(error))
-    calls = grading_runtime.draw_calls(case_id, seed)
-    want = outputs_of(case.reference, calls)
+    want = outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
     mismatches = _mismatches(got, want)
     if not mismatches:
-        return CaseVerdict(case_id, True, f"{case.function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
-    for bug, buggy in case.known_bugs.items():
-        try:
-            if not _mismatches(got, outputs_of(buggy, calls)):
-                return CaseVerdict(case_id, False, f"{case.function}: known bug: {bug}")
-        except Exception:
-            continue
-    return CaseVerdict(case_id, False, f"{case.function}: " + "; ".join(mismatches[:3]))
+        return CaseVerdict(case_id, True, f"{function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
+    named = known_bugs(assignment, case_id, seed, got)
+    if named:
+        return CaseVerdict(case_id, False, f"{function}: known bug: " + "; or ".join(named))
+    return CaseVerdict(case_id, False, f"{function}: " + "; ".join(mismatches[:3]))
 
 
 def judge_cell(grade_id, points, source, capture_dir, seed):
