@@ -97,7 +97,7 @@ def run_definitions(assignment, code):
 
 
 @functools.cache
-def _mutant(assignment, function, index):
+def mutant(assignment, function, index):
     """The namespace of the solution with bug `index` of `function` put in."""
     _, old, new = assignment.catalogue[0][function][index]
     return run_definitions(assignment, apply_bug(definitions(assignment.notebook()), old, new))
@@ -105,16 +105,17 @@ def _mutant(assignment, function, index):
 
 @functools.lru_cache(maxsize=4096)
 def bug_outputs(assignment, case_id, seed, index):
-    """The outputs ({"call{i}_output{j}": array}) that catalogued bug `index` of the case's
-    function gives on the case's secret inputs under `seed`, or None when the mutant raises.
+    """What catalogued bug `index` of the case's function gives on the case's secret inputs
+    under `seed`: (outputs as {"call{i}_output{j}": array}, None), or (None, the error
+    report, as the kernel writes it) when the mutant raises.
 
     Computed only when a student's outputs miss the reference, then kept, so the
     cases of one notebook, and notebooks graded again, reuse them.
     """
     function = assignment.case_functions[case_id]
+    fn = mutant(assignment, function, index)[function]
     try:
-        fn = _mutant(assignment, function, index)[function]
         with grading_environment(assignment):
-            return grading_runtime.call_case(case_id, fn, seed, assignment.inputs.CASES)
-    except Exception:  # a bug that crashes on these inputs cannot be what the student's outputs show
-        return None
+            return grading_runtime.call_case(case_id, fn, seed, assignment.inputs.CASES), None
+    except Exception as error:
+        return None, grading_runtime.error_report(error)

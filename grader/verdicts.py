@@ -107,13 +107,15 @@ def _mismatches(got, want):
     return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
 
 
-def known_bugs(assignment, case_id, seed, got):
-    """Descriptions of the catalogued bugs whose mutated solution gives exactly `got`."""
+def known_bugs(assignment, case_id, seed, got=None, raised=None):
+    """Descriptions of the catalogued bugs whose mutated solution gives exactly the outputs
+    `got`, or raises exactly the error `raised`, on the same inputs."""
     function = assignment.case_functions[case_id]
     named = []
     for index, (description, _, _) in enumerate(assignment.catalogue[0].get(function, ())):
-        outputs = mutation.bug_outputs(assignment, case_id, seed, index)
-        if outputs is not None and not _mismatches(got, outputs):
+        outputs, error = mutation.bug_outputs(assignment, case_id, seed, index)
+        if (outputs is not None and got is not None and not _mismatches(got, outputs)) or \
+                (error is not None and error.strip() == raised):
             named.append(description)
     return named
 
@@ -131,7 +133,11 @@ def judge_case(case_id, capture_dir, seed):
                     raised = f.read(2000).decode(errors="replace").strip()
             except (OSError, ValueError):
                 raised = "(an error report the grader could not read)"
-            return CaseVerdict(case_id, False, f"{function} raised: {raised}")
+            message = f"{function} raised: {raised}"
+            named = known_bugs(assignment, case_id, seed, raised=raised)
+            if named:
+                message = f"{function}: known bug: {'; or '.join(named)} ({message})"
+            return CaseVerdict(case_id, False, message)
         return CaseVerdict(case_id, False, f"no outputs of {function} were recorded "
                            "(the test cell did not run to completion, or the kernel stopped before it)")
     try:

@@ -82,6 +82,11 @@ def call_case(case_id, fn, seed, cases=None):
     return arrays
 
 
+def error_report(error):
+    """What the grader is told about an exception: its type and message, at most 2000 characters."""
+    return "".join(traceback.format_exception_only(type(error), error))[-2000:]
+
+
 def capture(case_id, fn):
     """Record `fn`'s outputs on secret inputs (grading) or run the public check."""
     capture_dir = os.environ.get("GRADER_CAPTURE_DIR")
@@ -94,7 +99,7 @@ def capture(case_id, fn):
         arrays = call_case(case_id, fn, int(seed))
     except Exception as error:  # reported to the student through the grader's feedback
         with open(base + ".error.txt", "w") as f:
-            f.write("".join(traceback.format_exception_only(type(error), error))[-2000:])
+            f.write(error_report(error))
         raise
     np.savez(base + ".npz", **arrays)
     print(f"{case_id}: outputs recorded for grading.")
