@@ -1,11 +1,6 @@
 """Known bugs (plausible student mistakes) and alternative correct solutions for the ELMo assignment.
 
-BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
-CORRECT: graded function -> {how it differs: a whole correct definition}.
-The grader names a bug in the feedback when a student's outputs match those of
-the solution with that edit applied (grader/mutation.py);
-`tests/test_assignment_mutants.py` proves every bug loses points and is named,
-and every alternative gets full marks.
+The catalogue's format and how the grader and the tests use it: grader/assignment.py.
 """
 
 BUGS = {
