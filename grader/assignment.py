@@ -25,6 +25,7 @@ import functools
 import importlib.util
 import os
 import re
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +122,13 @@ class Assignment:
         from grader.runtime import grading_runtime
         return grading_runtime.draw_calls(case_id, seed, self.inputs.CASES)
 
+    def repeats_public_inputs(self, case_id, seed):
+        """Whether a call of `case_id` under `seed` has the very inputs of a public-check call
+        (whose expected values every student holds in public_checks.npz)."""
+        from grader.runtime import grading_runtime
+        public = self.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+        return any(_same_call(call, known) for call in self.draw_calls(case_id, seed) for known in public)
+
     def problems(self):
         """What is inconsistent between the notebook, inputs.py, reference.py and bugs.py."""
         problems = []
@@ -175,3 +183,19 @@ def load(name):
 def of_case(case_id):
     """The assignment a case id belongs to ("<assignment>.<case>")."""
     return load(case_id.split(".", 1)[0])
+
+
+def _same_call(call, other):
+    return call.keys() == other.keys() and all(
+        np.shape(call[k]) == np.shape(other[k]) and np.array_equal(call[k], other[k]) for k in call)
+
+
+def secret_seed(case_ids, attempts=100):
+    """A fresh secret seed under which no call of any of `case_ids` repeats a public-check call,
+    so replaying the public expected values can never pass a graded case."""
+    for _ in range(attempts):
+        seed = secrets.randbits(62)
+        if not any(of_case(case_id).repeats_public_inputs(case_id, seed) for case_id in case_ids):
+            return seed
+    raise RuntimeError(f"{attempts} secret seeds in a row drew a public check's inputs for one of "
+                       f"{', '.join(case_ids)}: draw that case's inputs from a larger space (inputs.py)")
