@@ -46,6 +46,9 @@ def root():
 def names():
     """Every assignment under the root, sorted."""
     folder = root()
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the assignments folder {folder} does not exist "
+                                f"(set {ROOT_VARIABLE} to a folder of assignments, or unset it)")
     return sorted(name for name in os.listdir(folder)
                   if os.path.isfile(os.path.join(folder, name, f"{name}.ipynb")))
 

@@ -104,15 +104,14 @@ def mutant(assignment, function, index):
 
 
 @functools.lru_cache(maxsize=4096)
-def bug_outputs(assignment, case_id, seed, index):
-    """What catalogued bug `index` of the case's function gives on the case's secret inputs
+def bug_outputs(assignment, case_id, function, seed, index):
+    """What catalogued bug `index` of `function` gives on the case's secret inputs
     under `seed`: (outputs as {"call{i}_output{j}": array}, None), or (None, the error
     report, as the kernel writes it) when the mutant raises.
 
     Computed only when a student's outputs miss the reference, then kept, so the
     cases of one notebook, and notebooks graded again, reuse them.
     """
-    function = assignment.case_functions[case_id]
     fn = mutant(assignment, function, index)[function]
     try:
         with grading_environment(assignment):

@@ -107,23 +107,26 @@ def _mismatches(got, want):
     return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
 
 
-def known_bugs(assignment, case_id, seed, got=None, raised=None):
-    """Descriptions of the catalogued bugs whose mutated solution gives exactly the outputs
-    `got`, or raises exactly the error `raised`, on the same inputs."""
-    function = assignment.case_functions[case_id]
+def known_bugs(assignment, case_id, function, seed, got=None, raised=None):
+    """Descriptions of the catalogued bugs of `function` whose mutated solution gives exactly
+    the outputs `got`, or raises exactly the error `raised`, on the same inputs."""
     named = []
     for index, (description, _, _) in enumerate(assignment.catalogue[0].get(function, ())):
-        outputs, error = mutation.bug_outputs(assignment, case_id, seed, index)
+        outputs, error = mutation.bug_outputs(assignment, case_id, function, seed, index)
         if (outputs is not None and got is not None and not _mismatches(got, outputs)) or \
                 (error is not None and error.strip() == raised):
             named.append(description)
     return named
 
 
-def judge_case(case_id, capture_dir, seed):
-    """Verdict for one case from the capture the sandbox wrote."""
+def judge_case(case_id, capture_dir, seed, function=None):
+    """Verdict for one case from the capture the sandbox wrote.
+
+    `function` is the graded function the (trusted) test cell captures; by
+    default, the one the assignment's source notebook captures for `case_id`.
+    """
     assignment = assignments.of_case(case_id)
-    function = assignment.case_functions[case_id]
+    function = function or assignment.case_functions[case_id]
     path = os.path.join(capture_dir, case_id + ".npz")
     if not os.path.lexists(path):
         error_path = os.path.join(capture_dir, case_id + ".error.txt")
@@ -134,7 +137,7 @@ def judge_case(case_id, capture_dir, seed):
             except (OSError, ValueError):
                 raised = "(an error report the grader could not read)"
             message = f"{function} raised: {raised}"
-            named = known_bugs(assignment, case_id, seed, raised=raised)
+            named = known_bugs(assignment, case_id, function, seed, raised=raised)
             if named:
                 message = f"{function}: known bug: {'; or '.join(named)} ({message})"
             return CaseVerdict(case_id, False, message)
@@ -148,7 +151,7 @@ def judge_case(case_id, capture_dir, seed):
     mismatches = _mismatches(got, want)
     if not mismatches:
         return CaseVerdict(case_id, True, f"{function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
-    named = known_bugs(assignment, case_id, seed, got)
+    named = known_bugs(assignment, case_id, function, seed, got)
     if named:
         return CaseVerdict(case_id, False, f"{function}: known bug: " + "; or ".join(named))
     return CaseVerdict(case_id, False, f"{function}: " + "; ".join(mismatches[:3]))
@@ -156,7 +159,8 @@ def judge_case(case_id, capture_dir, seed):
 
 def judge_cell(grade_id, points, source, capture_dir, seed):
     """All-or-nothing per graded cell: every case the cell captures must pass."""
-    verdicts = [judge_case(case_id, capture_dir, seed) for case_id in cases_in(source)]
+    verdicts = [judge_case(case_id, capture_dir, seed, function)
+                for case_id, function in assignments.captures_in(source)]
     passed = bool(verdicts) and all(v.passed for v in verdicts)
     return CellVerdict(grade_id, float(points), float(points) if passed else 0.0,
                        [asdict(v) for v in verdicts])
