@@ -84,7 +84,10 @@ def main(argv=None):
         print(course.export(args.course, args.assignment))
     elif args.command == "check":
         from grader import check
-        wrong = check.check(args.assignments)
+        try:
+            wrong = check.check(args.assignments)
+        except (KeyError, FileNotFoundError) as error:
+            sys.exit(f"error: {error.args[0]}")
         if wrong:
             sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
                      f"{', '.join(wrong)}")
