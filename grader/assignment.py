@@ -28,8 +28,10 @@ import re
 import secrets
 from dataclasses import dataclass
 
+import nbformat
 import numpy as np
-from keras import ops
+
+from grader.runtime import grading_runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT_VARIABLE = "GRADER_ASSIGNMENTS"
@@ -60,6 +62,7 @@ def captures_in(source):
 
 def numpy_outputs(outputs):
     """A reference's return value (one tensor or a tuple) as a tuple of numpy arrays."""
+    from keras import ops  # only references (trusted, main process) need Keras
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     return tuple(np.asarray(ops.convert_to_numpy(o)) for o in outputs)
 
@@ -81,9 +84,13 @@ class Assignment:
         return os.path.join(self.folder, f"{self.name}.ipynb")
 
     @property
+    def released_inputs_module(self):
+        """The module name `inputs.py` gets beside grading_runtime.py (what grading_runtime imports)."""
+        return f"{self.name}_inputs"
+
+    @property
     def released_inputs_name(self):
-        """The file name `inputs.py` gets beside grading_runtime.py (what grading_runtime imports)."""
-        return f"{self.name}_inputs.py"
+        return self.released_inputs_module + ".py"
 
     def _module(self, kind):
         return _load_module(os.path.join(self.folder, f"{kind}.py"), f"assignment_{self.name}_{kind}")
@@ -103,7 +110,6 @@ class Assignment:
         return module.BUGS, module.CORRECT
 
     def notebook(self):
-        import nbformat
         return nbformat.read(self.notebook_path, as_version=4)
 
     @functools.cached_property
@@ -122,13 +128,11 @@ class Assignment:
 
     def draw_calls(self, case_id, seed):
         """The keyword arguments of each call of `case_id` under `seed`, as the kernel draws them."""
-        from grader.runtime import grading_runtime
         return grading_runtime.draw_calls(case_id, seed, self.inputs.CASES)
 
     def repeats_public_inputs(self, case_id, seed):
         """Whether a call of `case_id` under `seed` has the very inputs of a public-check call
         (whose expected values every student holds in public_checks.npz)."""
-        from grader.runtime import grading_runtime
         public = self.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
         return any(_same_call(call, known) for call in self.draw_calls(case_id, seed) for known in public)
 

@@ -57,7 +57,7 @@ def grading_environment(assignment, capture_dir=None, seed=None):
     """What the sandbox gives a kernel: the runtime and the inputs importable by name,
     and (when given) a capture directory and a seed."""
     names = {"grading_runtime": grading_runtime,
-             assignment.released_inputs_name[:-3]: assignment.inputs}
+             assignment.released_inputs_module: assignment.inputs}
     variables = {"GRADER_CAPTURE_DIR": capture_dir, "GRADER_SEED": None if seed is None else str(seed)}
     saved_modules = {name: sys.modules.get(name) for name in names}
     saved_variables = {name: os.environ.get(name) for name in variables}
