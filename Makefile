@@ -47,7 +47,7 @@ test: install
 
 # Every assignment graded in the sandbox (source: full marks, release: zero), timed.
 check-assignments: install
-	$(BIN)/python -m benchmarks.grade_assignments
+	$(BIN)/python -m grader check
 
 clean:
 	rm -rf $(VENV) demo_output

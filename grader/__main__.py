@@ -42,6 +42,12 @@ def main(argv=None):
                        "(e.g. ray://head:10001 or auto; default: $RAY_ADDRESS or a local Ray)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code WITHOUT isolation (only for trusted notebooks)")
+    check = commands.add_parser("check", help="grade each assignment's source notebook (full marks "
+                                "expected) and release (zero expected) in the sandbox")
+    check.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: every assignment")
+    new = commands.add_parser("new-assignment", help="create assignments/NAME/ from a skeleton "
+                              "(or under $GRADER_ASSIGNMENTS)")
+    new.add_argument("name")
     args = parser.parse_args(argv)
 
     if args.command == "setup":
@@ -76,6 +82,21 @@ def main(argv=None):
         print("\n".join(course.feedback(args.course, args.assignment)))
     elif args.command == "export":
         print(course.export(args.course, args.assignment))
+    elif args.command == "check":
+        from grader import check
+        try:
+            wrong = check.check(args.assignments)
+        except (KeyError, FileNotFoundError) as error:
+            sys.exit(f"error: {error.args[0]}")
+        if wrong:
+            sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
+                     f"{', '.join(wrong)}")
+    elif args.command == "new-assignment":
+        from grader import scaffold
+        try:
+            print(scaffold.new_assignment(args.name))
+        except (ValueError, FileExistsError) as error:
+            sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

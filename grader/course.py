@@ -20,11 +20,10 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from cluster import executor as cluster_executor
-from grader import sandbox, submission
+from grader import assignment as assignments_, sandbox, submission
 from grader.runtime import grading_runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ASSIGNMENTS = os.path.join(REPO, "assignments", "source")
 RUNTIME_DIR = os.path.join(REPO, "grader", "runtime")
 
 CONFIG = '''c = get_config()  # noqa: F821
@@ -65,12 +64,13 @@ def gradebook(course):
 
 def write_public_checks(assignment_dir, case_ids):
     """public_checks.npz: reference outputs on the public seed, for students' local checks."""
-    from grader.assignments import CASES
     from grader.verdicts import outputs_of
     arrays = {}
     for case_id in case_ids:
-        calls = grading_runtime.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
-        for name, value in outputs_of(CASES[case_id].reference, calls).items():
+        assignment = assignments_.of_case(case_id)
+        reference = assignment.references[assignment.case_functions[case_id]]
+        calls = assignment.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+        for name, value in outputs_of(reference, calls).items():
             arrays[f"{case_id}/{name}"] = value
     np.savez(os.path.join(assignment_dir, grading_runtime.PUBLIC_CHECKS_FILE), **arrays)
 
@@ -87,10 +87,11 @@ def assignment_cases(assignment_dir):
     return cases
 
 
-def runtime_files(case_ids):
-    """What a released notebook imports: the capture runtime and its assignments' inputs."""
-    assignments = sorted({case_id.split(".", 1)[0] for case_id in case_ids})
-    return ["grading_runtime.py"] + [f"{name}_inputs.py" for name in assignments]
+def runtime_files(assignment):
+    """What a released notebook imports, {name beside the notebook: file}: the capture
+    runtime and the assignment's input drawing."""
+    return {"grading_runtime.py": os.path.join(RUNTIME_DIR, "grading_runtime.py"),
+            assignment.released_inputs_name: os.path.join(assignment.folder, "inputs.py")}
 
 
 def setup(course, course_id="lm-course", assignments=None, gradebook_url=None):
@@ -106,13 +107,16 @@ def setup(course, course_id="lm-course", assignments=None, gradebook_url=None):
     url = gradebook_url or "sqlite:///" + os.path.join(course, "gradebook.db")
     with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
         f.write(CONFIG.format(course_id=course_id, root=course, db_url=url))
-    for name in assignments or sorted(os.listdir(ASSIGNMENTS)):
+    for name in assignments or assignments_.names():
+        assignment = assignments_.load(name)
+        assignment.validate()
         target = os.path.join(course, "source", name)
-        shutil.copytree(os.path.join(ASSIGNMENTS, name), target, dirs_exist_ok=True)
-        cases = assignment_cases(target)
-        for name in runtime_files(cases):
-            shutil.copy(os.path.join(RUNTIME_DIR, name), target)
-        write_public_checks(target, cases)
+        shutil.copytree(assignment.folder, target, dirs_exist_ok=True,
+                        ignore=lambda folder, entries: set(entries) - set(assignment.support_files())
+                        if folder == assignment.folder else ())
+        for released_name, path in runtime_files(assignment).items():
+            shutil.copy(path, os.path.join(target, released_name))
+        write_public_checks(target, assignment_cases(target))
     return course
 
 

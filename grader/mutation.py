@@ -1,32 +1,25 @@
-"""Mutation testing of an assignment's graded cells, for course staff.
+"""The source notebook's solution, as written or with a catalogued bug put in, run in this process.
 
-A graded cell is only as good as the bugs it catches. For each graded
-function, `assignments/mutants/<assignment>.py` lists plausible student bugs
-(text edits of the solution) and alternative correct implementations. Each is
-run through the grader's own capture and verdict path, in this process (the
-code is the staff's own, so no sandbox is needed): a bug must lose points, an
-alternative must get full marks.
+An assignment's bug catalogue (`assignments/<a>/bugs.py`) lists each known
+bug as a text edit of the solution. The grader runs the mutated solution on
+the secret inputs a student got, so the feedback can name the bug the
+student's outputs match; the mutation tests run it through the whole capture
+and verdict path (`grader.check.grade_code`). This code is the staff's own, so
+it runs here, outside the sandbox.
 
 The notebook's definitions are its solution cells plus the locked cells whose
 grade id is `imports` or starts with `given`; demonstration cells (training
-runs, plots) are left out, so a mutant is judged in well under a second.
+runs, plots) are left out, so a mutant is run in well under a second.
 """
 
 import contextlib
-import importlib.util
+import functools
 import os
-import re
 import sys
-import tempfile
 from dataclasses import dataclass
 
-import nbformat
-
-from grader import verdicts
+from grader import assignment as assignments
 from grader.runtime import grading_runtime
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CAPTURE = re.compile(r"""capture\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
 
 
 @dataclass
@@ -55,52 +48,36 @@ def graded_cells(nb):
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade"):
             cells.append(GradedCell(meta["grade_id"], float(meta.get("points", 0)), cell.source,
-                                    {fn for _, fn in CAPTURE.findall(cell.source)}))
+                                    {fn for _, fn in assignments.captures_in(cell.source)}))
     return cells
 
 
 @contextlib.contextmanager
-def _grading_environment(capture_dir, seed):
-    """What the sandbox gives a kernel: the runtime importable by name, a capture dir and seed."""
-    saved = {k: os.environ.get(k) for k in ("GRADER_CAPTURE_DIR", "GRADER_SEED")}
-    previous = sys.modules.get("grading_runtime")
-    os.environ.update(GRADER_CAPTURE_DIR=capture_dir, GRADER_SEED=str(seed))
-    sys.modules["grading_runtime"] = grading_runtime
+def grading_environment(assignment, capture_dir=None, seed=None):
+    """What the sandbox gives a kernel: the runtime and the inputs importable by name,
+    and (when given) a capture directory and a seed."""
+    names = {"grading_runtime": grading_runtime,
+             assignment.released_inputs_module: assignment.inputs}
+    variables = {"GRADER_CAPTURE_DIR": capture_dir, "GRADER_SEED": None if seed is None else str(seed)}
+    saved_modules = {name: sys.modules.get(name) for name in names}
+    saved_variables = {name: os.environ.get(name) for name in variables}
+    sys.modules.update(names)
+    for name, value in variables.items():
+        _set(os.environ, name, value)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if previous is None:
-            sys.modules.pop("grading_runtime", None)
-        else:
-            sys.modules["grading_runtime"] = previous
+        for name, module in saved_modules.items():
+            _set(sys.modules, name, module)
+        for name, value in saved_variables.items():
+            _set(os.environ, name, value)
 
 
-def grade_code(nb, code, seed=20251123, only=None):
-    """{grade_id: (score, points, messages)} for `code` (definitions) run against the graded cells.
-
-    `only`, a function name, restricts grading to the cells that capture it.
-    """
-    results = {}
-    with tempfile.TemporaryDirectory() as capture_dir, _grading_environment(capture_dir, seed):
-        namespace = {"__name__": "__student__"}
-        exec(compile(code, "<definitions>", "exec"), namespace)
-        for cell in graded_cells(nb):
-            if only is not None and only not in cell.functions:
-                continue
-            for case_id, fn in CAPTURE.findall(cell.source):
-                try:
-                    grading_runtime.capture(case_id, namespace[fn])
-                except Exception:  # recorded in <case>.error.txt, as in the sandbox
-                    pass
-            verdict = verdicts.judge_cell(cell.grade_id, cell.points, cell.source, capture_dir, seed)
-            results[cell.grade_id] = (verdict.score, verdict.points,
-                                      [case["message"] for case in verdict.cases])
-    return results
+def _set(mapping, key, value):
+    if value is None:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
 
 
 def apply_bug(code, old, new):
@@ -111,16 +88,33 @@ def apply_bug(code, old, new):
     return code.replace(old, new)
 
 
-def load_mutants(assignment):
-    """The BUGS and CORRECT tables of assignments/mutants/<assignment>.py."""
-    path = os.path.join(REPO, "assignments", "mutants", f"{assignment}.py")
-    spec = importlib.util.spec_from_file_location(f"mutants_{assignment}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BUGS, module.CORRECT
+def run_definitions(assignment, code):
+    """The namespace `code` (notebook definitions) defines, run as the notebook's kernel would."""
+    namespace = {"__name__": "__student__"}
+    with grading_environment(assignment):
+        exec(compile(code, f"<{assignment.name} definitions>", "exec"), namespace)
+    return namespace
 
 
-def source_notebook(assignment):
-    """The assignment's one source notebook, `assignments/source/<a>/<a>.ipynb`."""
-    path = os.path.join(REPO, "assignments", "source", assignment, f"{assignment}.ipynb")
-    return nbformat.read(path, as_version=4)
+@functools.cache
+def mutant(assignment, function, index):
+    """The namespace of the solution with bug `index` of `function` put in."""
+    _, old, new = assignment.catalogue[0][function][index]
+    return run_definitions(assignment, apply_bug(definitions(assignment.notebook()), old, new))
+
+
+@functools.lru_cache(maxsize=4096)
+def bug_outputs(assignment, case_id, function, seed, index):
+    """What catalogued bug `index` of `function` gives on the case's secret inputs
+    under `seed`: (outputs as {"call{i}_output{j}": array}, None), or (None, the error
+    report, as the kernel writes it) when the mutant raises.
+
+    Computed only when a student's outputs miss the reference, then kept, so the
+    cases of one notebook, and notebooks graded again, reuse them.
+    """
+    fn = mutant(assignment, function, index)[function]
+    try:
+        with grading_environment(assignment):
+            return grading_runtime.call_case(case_id, fn, seed, assignment.inputs.CASES), None
+    except Exception as error:
+        return None, grading_runtime.error_report(error)

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import json
 import os
-import secrets
 import shutil
 import tempfile
 
@@ -150,6 +149,7 @@ def prepare_submission(job):
     Adds what a worker needs as plain data (`prepared`: each notebook's
     source), so the worker needs no access to the course directory.
     """
+    from grader.assignment import secret_seed
     from grader.verdicts import cases_in
 
     prepared = {}
@@ -160,10 +160,9 @@ def prepare_submission(job):
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
             sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-            entry.update(source=nbformat.writes(nb), seed=secrets.randbits(62),
-                         capture_files=[case + suffix for cell in notebook["graded_cells"]
-                                        for case in cases_in(sources[cell["name"]])
-                                        for suffix in (".npz", ".error.txt")])
+            cases = [case for cell in notebook["graded_cells"] for case in cases_in(sources[cell["name"]])]
+            entry.update(source=nbformat.writes(nb), seed=secret_seed(cases),
+                         capture_files=[case + suffix for case in cases for suffix in (".npz", ".error.txt")])
         prepared[name] = entry
     return {**job, "prepared": prepared}
 

@@ -2,23 +2,23 @@
 
 Runs in the grader's own process. Captures are untrusted files: they are
 size-checked, loaded with allow_pickle=False, and validated name by name,
-shape by shape and dtype by dtype before any value is compared.
+shape by shape and dtype by dtype before any value is compared. Outputs that
+miss the reference are compared with those of the assignment's catalogued bugs
+(its solution with each bug put in, run on the same secret inputs), so the
+feedback can name the mistake.
 """
 
 import os
-import re
 import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from grader.assignments import CASES
+from grader import assignment as assignments, mutation, sandbox
 from grader.runtime import grading_runtime
-from grader import sandbox
 from grader.sandbox import open_untrusted
 
 RTOL, ATOL = grading_runtime.RTOL, grading_runtime.ATOL
-CAPTURE_CALL = re.compile(r"""capture\(\s*["']([\w.]+)["']""")
 
 
 @dataclass
@@ -41,7 +41,7 @@ class CellVerdict:
 
 def cases_in(source):
     """Case ids a (trusted) test cell captures, in order."""
-    return CAPTURE_CALL.findall(source)
+    return [case_id for case_id, _ in assignments.captures_in(source)]
 
 
 def load_capture(path):
@@ -107,9 +107,26 @@ def _mismatches(got, want):
     return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
 
 
-def judge_case(case_id, capture_dir, seed):
-    """Verdict for one case from the capture the sandbox wrote."""
-    case = CASES[case_id]
+def known_bugs(assignment, case_id, function, seed, got=None, raised=None):
+    """Descriptions of the catalogued bugs of `function` whose mutated solution gives exactly
+    the outputs `got`, or raises exactly the error `raised`, on the same inputs."""
+    named = []
+    for index, (description, _, _) in enumerate(assignment.catalogue[0].get(function, ())):
+        outputs, error = mutation.bug_outputs(assignment, case_id, function, seed, index)
+        if (outputs is not None and got is not None and not _mismatches(got, outputs)) or \
+                (error is not None and error.strip() == raised):
+            named.append(description)
+    return named
+
+
+def judge_case(case_id, capture_dir, seed, function=None):
+    """Verdict for one case from the capture the sandbox wrote.
+
+    `function` is the graded function the (trusted) test cell captures; by
+    default, the one the assignment's source notebook captures for `case_id`.
+    """
+    assignment = assignments.of_case(case_id)
+    function = function or assignment.case_functions[case_id]
     path = os.path.join(capture_dir, case_id + ".npz")
     if not os.path.lexists(path):
         error_path = os.path.join(capture_dir, case_id + ".error.txt")
@@ -119,30 +136,31 @@ def judge_case(case_id, capture_dir, seed):
                     raised = f.read(2000).decode(errors="replace").strip()
             except (OSError, ValueError):
                 raised = "(an error report the grader could not read)"
-            return CaseVerdict(case_id, False, f"{case.function} raised: {raised}")
-        return CaseVerdict(case_id, False, f"no outputs of {case.function} were recorded "
+            message = f"{function} raised: {raised}"
+            named = known_bugs(assignment, case_id, function, seed, raised=raised)
+            if named:
+                message = f"{function}: known bug: {'; or '.join(named)} ({message})"
+            return CaseVerdict(case_id, False, message)
+        return CaseVerdict(case_id, False, f"no outputs of {function} were recorded "
                            "(the test cell did not run to completion, or the kernel stopped before it)")
     try:
         got = load_capture(path)
     except ValueError as error:
         return CaseVerdict(case_id, False, str(error))
-    calls = grading_runtime.draw_calls(case_id, seed)
-    want = outputs_of(case.reference, calls)
+    want = outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
     mismatches = _mismatches(got, want)
     if not mismatches:
-        return CaseVerdict(case_id, True, f"{case.function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
-    for bug, buggy in case.known_bugs.items():
-        try:
-            if not _mismatches(got, outputs_of(buggy, calls)):
-                return CaseVerdict(case_id, False, f"{case.function}: known bug: {bug}")
-        except Exception:
-            continue
-    return CaseVerdict(case_id, False, f"{case.function}: " + "; ".join(mismatches[:3]))
+        return CaseVerdict(case_id, True, f"{function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
+    named = known_bugs(assignment, case_id, function, seed, got)
+    if named:
+        return CaseVerdict(case_id, False, f"{function}: known bug: " + "; or ".join(named))
+    return CaseVerdict(case_id, False, f"{function}: " + "; ".join(mismatches[:3]))
 
 
 def judge_cell(grade_id, points, source, capture_dir, seed):
     """All-or-nothing per graded cell: every case the cell captures must pass."""
-    verdicts = [judge_case(case_id, capture_dir, seed) for case_id in cases_in(source)]
+    verdicts = [judge_case(case_id, capture_dir, seed, function)
+                for case_id, function in assignments.captures_in(source)]
     passed = bool(verdicts) and all(v.passed for v in verdicts)
     return CellVerdict(grade_id, float(points), float(points) if passed else 0.0,
                        [asdict(v) for v in verdicts])

@@ -14,10 +14,9 @@ from dataclasses import replace
 import nbformat
 import pytest
 
-from grader import course, execute, sandbox, verdicts
+from grader import assignment, course, execute, sandbox, verdicts
 
-SUPPORT_FILES = {name: os.path.join(course.RUNTIME_DIR, name)
-                 for name in course.runtime_files(["attention.split_heads"])}
+SUPPORT_FILES = course.runtime_files(assignment.load("attention"))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=60, processes=64,
                         file_bytes=8 * 2**20, output_bytes=50_000, cell_seconds=8,
@@ -38,7 +37,7 @@ TRY_EACH = """for p in {paths!r}:
 
 
 def attacks(secret, canary, port):
-    reads = [str(secret), f"{REPO}/reference_impl/layers.py", f"{REPO}/grader/assignments/attention.py",
+    reads = [str(secret), f"{REPO}/reference_impl/layers.py", f"{REPO}/assignments/attention/reference.py",
              "/etc/shadow"]
     writes = [str(canary), "/usr/lib/python3/evil.py", "/etc/passwd",
               f"{REPO}/grader/runtime/grading_runtime.py", "grading_runtime.py"]

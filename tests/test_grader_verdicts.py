@@ -5,16 +5,27 @@ import os
 import numpy as np
 import pytest
 
-from grader import course, verdicts
-from grader.assignments import CASES
+from grader import assignment, course, mutation, verdicts
 from grader.runtime import grading_runtime
 
 SEED = 987654321
+ATTENTION = assignment.load("attention")
+BUGS, _ = ATTENTION.catalogue
+
+
+def outputs(case_id, fn, seed=SEED):
+    return grading_runtime.call_case(case_id, fn, seed, ATTENTION.inputs.CASES)
 
 
 def capture(tmp_path, case_id, fn):
-    np.savez(tmp_path / f"{case_id}.npz", **grading_runtime.call_case(case_id, fn, SEED))
+    np.savez(tmp_path / f"{case_id}.npz", **outputs(case_id, fn))
     return verdicts.judge_case(case_id, str(tmp_path), SEED)
+
+
+def catalogued(function, description):
+    """`function` of the source notebook's solution with the catalogued bug `description` put in."""
+    index = [d for d, _, _ in BUGS[function]].index(description)
+    return mutation.mutant(ATTENTION, function, index)[function]
 
 
 def sdpa_loop(query, key, value, mask=None):
@@ -40,11 +51,24 @@ def test_alternative_correct_attention_passes(tmp_path, case_id):
 @pytest.mark.parametrize("case_id,bug", [
     (case_id, bug) for case_id in ("attention.padding_mask", "attention.causal_mask",
                                    "attention.split_heads", "attention.merge_heads")
-    for bug in CASES[case_id].known_bugs])
-def test_each_known_bug_fails_and_is_named(tmp_path, case_id, bug):
-    verdict = capture(tmp_path, case_id, CASES[case_id].known_bugs[bug])
+    for bug, _, _ in BUGS[ATTENTION.case_functions[case_id]]])
+def test_each_catalogued_bug_fails_and_is_named(tmp_path, case_id, bug):
+    function = ATTENTION.case_functions[case_id]
+    verdict = capture(tmp_path, case_id, catalogued(function, bug))
     assert not verdict.passed
-    assert bug in verdict.message
+    assert "known bug: " in verdict.message and bug in verdict.message, verdict.message
+
+
+def test_a_known_bug_is_named_only_when_the_outputs_match_it(tmp_path):
+    def almost_off_by_one(query_length, key_length, offset=0):
+        mask = catalogued("causal_attention_mask",
+                          "causal mask off by one: a query cannot see its own position (j < i)")(
+            query_length, key_length, offset)
+        mask = np.array(mask)
+        mask[0, 0] = True  # the first row differs from the bug's
+        return mask
+    verdict = capture(tmp_path, "attention.causal_mask", almost_off_by_one)
+    assert not verdict.passed and "known bug" not in verdict.message, verdict.message
 
 
 def test_unknown_error_reports_where_and_how_much(tmp_path):
@@ -79,21 +103,20 @@ def test_always_equal_object_cannot_be_captured():
         def __eq__(self, other):
             return True
     with pytest.raises(TypeError, match="expected a numeric tensor"):
-        grading_runtime.call_case("attention.split_heads", lambda x, num_heads: Equal(), SEED)
+        outputs("attention.split_heads", lambda x, num_heads: Equal())
 
 
 def test_public_checks_cover_every_graded_call_and_accept_a_correct_solution(tmp_path):
-    source = os.path.join(course.ASSIGNMENTS, "attention")
-    course.write_public_checks(str(tmp_path), course.assignment_cases(source))
+    course.write_public_checks(str(tmp_path), course.assignment_cases(ATTENTION.folder))
     checks = str(tmp_path / grading_runtime.PUBLIC_CHECKS_FILE)
     with np.load(checks) as public:
         assert len(public.files) == 11  # 2 + 2 + 3 + 2 + 1 + 1 outputs over the six cases
-    for case_id in ("attention.no_mask", "attention.padding_mask", "attention.causal"):
-        grading_runtime.local_check(case_id, sdpa_loop, checks)
-    with pytest.raises(AssertionError, match="differs"):
-        grading_runtime.local_check("attention.causal_mask",
-                                    CASES["attention.causal_mask"].known_bugs["offset ignored (breaks cached decoding)"],
-                                    checks)
+    offset_ignored = catalogued("causal_attention_mask", "offset ignored (breaks cached decoding)")
+    with mutation.grading_environment(ATTENTION):  # attention_inputs importable, as in a student's folder
+        for case_id in ("attention.no_mask", "attention.padding_mask", "attention.causal"):
+            grading_runtime.local_check(case_id, sdpa_loop, checks)
+        with pytest.raises(AssertionError, match="differs"):
+            grading_runtime.local_check("attention.causal_mask", offset_ignored, checks)
 
 
 def test_symlinked_captures_and_error_reports_are_not_followed(tmp_path):
@@ -104,8 +127,7 @@ def test_symlinked_captures_and_error_reports_are_not_followed(tmp_path):
     os.symlink(secret, captures / "attention.no_mask.error.txt")
     verdict = verdicts.judge_case("attention.no_mask", str(captures), SEED)
     assert "SECRET" not in verdict.message and not verdict.passed
-    np.savez(tmp_path / "real.npz", **grading_runtime.call_case("attention.split_heads",
-             CASES["attention.split_heads"].reference, SEED))
+    np.savez(tmp_path / "real.npz", **outputs("attention.split_heads", ATTENTION.references["split_heads"]))
     os.symlink(tmp_path / "real.npz", captures / "attention.split_heads.npz")
     verdict = verdicts.judge_case("attention.split_heads", str(captures), SEED)
     assert not verdict.passed and "unreadable" in verdict.message

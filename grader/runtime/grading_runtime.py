@@ -34,24 +34,23 @@ def rng(seed, case_id):
 # Cases: how each graded function is called. Case "<assignment>.<name>" is
 # drawn by <assignment>_inputs.CASES[case id], a function of a numpy
 # Generator returning the keyword arguments of one or more calls. The inputs
-# module ships next to this file in the released assignment.
+# module ships next to this file in the released assignment; the grader,
+# which keeps it in the assignment's folder, passes its CASES in.
 # --------------------------------------------------------------------------
 
 
-def draw_calls(case_id, seed):
+def draw_calls(case_id, seed, cases=None):
     """The keyword arguments of each call for `case_id` under `seed`."""
-    assignment = case_id.split(".", 1)[0]
-    # Inside the grader this file is grader.runtime.grading_runtime; in a
-    # student's folder it is a top-level module beside <assignment>_inputs.py.
-    try:
-        inputs = importlib.import_module(("." if __package__ else "") + f"{assignment}_inputs",
-                                         __package__ or None)
-    except ModuleNotFoundError:
-        raise KeyError(f"unknown graded case {case_id!r}: no {assignment}_inputs.py beside "
-                       "grading_runtime.py") from None
-    if case_id not in inputs.CASES:
+    if cases is None:
+        assignment = case_id.split(".", 1)[0]
+        try:
+            cases = importlib.import_module(f"{assignment}_inputs").CASES
+        except ModuleNotFoundError:
+            raise KeyError(f"unknown graded case {case_id!r}: no {assignment}_inputs.py beside "
+                           "grading_runtime.py") from None
+    if case_id not in cases:
         raise KeyError(f"unknown graded case {case_id!r}")
-    return inputs.CASES[case_id](rng(seed, case_id))
+    return cases[case_id](rng(seed, case_id))
 
 
 # --------------------------------------------------------------------------
@@ -72,15 +71,20 @@ def _as_plain_array(value):
     return np.array(array, copy=True)
 
 
-def call_case(case_id, fn, seed):
+def call_case(case_id, fn, seed, cases=None):
     """Call `fn` on each drawn input; returns {"call{i}_output{j}": array}."""
     arrays = {}
-    for i, kwargs in enumerate(draw_calls(case_id, seed)):
+    for i, kwargs in enumerate(draw_calls(case_id, seed, cases)):
         result = fn(**{k: np.array(v, copy=True) for k, v in kwargs.items()})
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         for j, output in enumerate(outputs):
             arrays[f"call{i}_output{j}"] = _as_plain_array(output)
     return arrays
+
+
+def error_report(error):
+    """What the grader is told about an exception: its type and message, at most 2000 characters."""
+    return "".join(traceback.format_exception_only(type(error), error))[-2000:]
 
 
 def capture(case_id, fn):
@@ -95,7 +99,7 @@ def capture(case_id, fn):
         arrays = call_case(case_id, fn, int(seed))
     except Exception as error:  # reported to the student through the grader's feedback
         with open(base + ".error.txt", "w") as f:
-            f.write("".join(traceback.format_exception_only(type(error), error))[-2000:])
+            f.write(error_report(error))
         raise
     np.savez(base + ".npz", **arrays)
     print(f"{case_id}: outputs recorded for grading.")

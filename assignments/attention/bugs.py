@@ -1,45 +1,49 @@
-"""Plausible student bugs and alternative correct solutions for the attention assignment.
+"""Known bugs (plausible student mistakes) and alternative correct solutions for the attention assignment.
 
-BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
-CORRECT: graded function -> {how it differs: a whole correct definition}.
-`tests/test_assignment_mutants.py` proves every bug loses points and every
-alternative gets full marks (see grader/mutation.py).
+The catalogue's format and how the grader and the tests use it: grader/assignment.py.
 """
 
 BUGS = {
     "scaled_dot_product_attention": [
-        ("no 1/sqrt(d) scaling", " / np.sqrt(head_dim)", ""),
-        ("scaled by d instead of sqrt(d)", "np.sqrt(head_dim)", "head_dim"),
-        ("mask applied after the softmax",
+        ("no 1/sqrt(d) scaling of the scores", " / np.sqrt(head_dim)", ""),
+        ("scores divided by d instead of sqrt(d)", "np.sqrt(head_dim)", "head_dim"),
+        ("mask applied after the softmax (weights no longer sum to one)",
          "    if mask is not None:\n        scores = ops.where(mask, scores, -1e9)\n"
          "    weights = ops.softmax(scores, axis=-1)\n",
          "    weights = ops.softmax(scores, axis=-1)\n"
          "    if mask is not None:\n        weights = ops.where(mask, weights, 0.0)\n"),
-        ("softmax over the query axis", "ops.softmax(scores, axis=-1)", "ops.softmax(scores, axis=-2)"),
-        ("mask inverted", "ops.where(mask, scores, -1e9)", "ops.where(mask, -1e9, scores)"),
+        ("softmax taken over the query axis instead of the key axis",
+         "ops.softmax(scores, axis=-1)", "ops.softmax(scores, axis=-2)"),
+        ("mask inverted (True treated as 'blocked')",
+         "ops.where(mask, scores, -1e9)", "ops.where(mask, -1e9, scores)"),
         ("mask ignored", "scores = ops.where(mask, scores, -1e9)", "pass"),
         ("keys used as values", '"bhqk,bhkd->bhqd", weights, value', '"bhqk,bhkd->bhqd", weights, key'),
         ("masked scores set to zero instead of a large negative number",
          "ops.where(mask, scores, -1e9)", "ops.where(mask, scores, 0.0)"),
     ],
     "causal_attention_mask": [
-        ("strict lower triangle: a query cannot see itself", "key_positions <= query_positions",
+        ("causal mask off by one: a query cannot see its own position (j < i)",
+         "key_positions <= query_positions",
          "key_positions < query_positions"),
-        ("upper triangle: queries see the future", "key_positions <= query_positions",
+        ("upper-triangular mask: queries see the future, not the past", "key_positions <= query_positions",
          "key_positions >= query_positions"),
-        ("offset ignored", "ops.arange(query_length)[:, None] + offset", "ops.arange(query_length)[:, None]"),
+        ("offset ignored (breaks cached decoding)",
+         "ops.arange(query_length)[:, None] + offset", "ops.arange(query_length)[:, None]"),
         ("offset subtracted", "ops.arange(query_length)[:, None] + offset",
          "ops.arange(query_length)[:, None] - offset"),
-        ("sees one position ahead", "key_positions <= query_positions", "key_positions <= query_positions + 1"),
-        ("additive float mask instead of booleans", "return key_positions <= query_positions",
+        ("causal mask off by one: a query sees the next position (j <= i + 1)",
+         "key_positions <= query_positions", "key_positions <= query_positions + 1"),
+        ("mask returned as additive float scores instead of booleans",
+         "return key_positions <= query_positions",
          "return ops.where(key_positions <= query_positions, 0.0, -1e9)"),
     ],
     "split_heads": [
-        ("reshaped to [B, h, T, d] without a transpose",
+        ("reshaped straight to [B, h, T, d] without a transpose",
          "x = ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
          "    return ops.transpose(x, (0, 2, 1, 3))",
          "return ops.reshape(x, (batch, num_heads, length, hidden // num_heads))"),
-        ("hidden axis split as (d, h)", "ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
+        ("head index taken from the last axis instead of splitting H as (h, d)",
+         "ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
          "    return ops.transpose(x, (0, 2, 1, 3))",
          "ops.reshape(x, (batch, length, hidden // num_heads, num_heads))\n"
          "    return ops.transpose(x, (0, 3, 1, 2))"),
@@ -50,9 +54,10 @@ BUGS = {
          "(batch, length, num_heads, hidden // num_heads)", "(batch, length, hidden // num_heads, num_heads)"),
     ],
     "merge_heads": [
-        ("reshaped without a transpose", "ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+        ("reshaped straight to [B, T, H] without a transpose",
+         "ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
          "ops.reshape(x, (batch, length, heads * head_dim))"),
-        ("merged in (d, h) order", "ops.reshape(ops.transpose(x, (0, 2, 1, 3))",
+        ("heads merged in (d, h) order instead of (h, d)", "ops.reshape(ops.transpose(x, (0, 2, 1, 3))",
          "ops.reshape(ops.transpose(x, (0, 2, 3, 1))"),
         ("heads averaged instead of concatenated",
          "return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",

@@ -28,7 +28,7 @@ def attention_padding_mask(rng):
 
 
 def causal_mask_sizes(rng):
-    size = int(rng.integers(4, 9))
+    size = int(rng.integers(4, 17))
     return [
         dict(query_length=size, key_length=size),
         dict(query_length=1, key_length=size, offset=size - 1),

@@ -1,56 +1,62 @@
-"""Plausible student bugs and alternative correct solutions for the BERT assignment.
+"""Known bugs (plausible student mistakes) and alternative correct solutions for the BERT assignment.
 
-BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
-CORRECT: graded function -> {how it differs: a whole correct definition}.
-`tests/test_assignment_mutants.py` proves every bug loses points and every
-alternative gets full marks (see grader/mutation.py).
+The catalogue's format and how the grader and the tests use it: grader/assignment.py.
 """
 
 BUGS = {
     "corrupt": [
-        ("every selected token becomes [MASK]", "selected, draws < 0.8)", "selected, draws < 1.0)"),
+        ("every selected token becomes [MASK] (no 10% random, no 10% kept)",
+         "selected, draws < 0.8)", "selected, draws < 1.0)"),
         ("tokens that were not selected are corrupted too",
          "to_mask = ops.logical_and(selected, draws < 0.8)\n"
          "    to_random = ops.logical_and(selected, ops.logical_and(draws >= 0.8, draws < 0.9))",
          "to_mask = draws < 0.8\n    to_random = ops.logical_and(draws >= 0.8, draws < 0.9)"),
-        ("random tokens for draws of 0.9 and above (random and kept swapped)",
+        ("random and kept shares swapped (draws of 0.9 and above take the random token)",
          "ops.logical_and(draws >= 0.8, draws < 0.9)", "draws >= 0.9"),
-        ("[MASK] and random replacement swapped",
+        ("[MASK] and random replacement swapped (80% random tokens)",
          "corrupted = ops.where(to_random, random_ids, token_ids)\n"
          "    return ops.where(to_mask, mask_token_id, corrupted)",
          "corrupted = ops.where(to_mask, random_ids, token_ids)\n"
          "    return ops.where(to_random, mask_token_id, corrupted)"),
-        ("no token kept unchanged: random tokens up to a draw of 1", "draws < 0.9))", "draws < 1.0))"),
+        ("the 10% meant to stay unchanged get random tokens too", "draws < 0.9))", "draws < 1.0))"),
         ("random tokens where [MASK] belongs", "ops.where(to_mask, mask_token_id, corrupted)",
          "ops.where(to_mask, random_ids, corrupted)"),
     ],
     "masked_lm_loss": [
-        ("mean over every slot, padding slots included",
+        ("mean over every prediction slot, padding slots included",
          "ops.sum(token_losses * weights) / ops.sum(weights)", "ops.mean(token_losses * weights)"),
-        ("weights ignored", "ops.sum(token_losses * weights) / ops.sum(weights)", "ops.mean(token_losses)"),
+        ("weights ignored (padding slots predicted too)",
+         "ops.sum(token_losses * weights) / ops.sum(weights)", "ops.mean(token_losses)"),
         ("sum instead of mean", " / ops.sum(weights)", ""),
-        ("divided by the batch size", " / ops.sum(weights)", " / ops.shape(logits)[0]"),
-        ("logits used as probabilities", "from_logits=True", "from_logits=False"),
+        ("divided by the batch size instead of the number of real predictions",
+         " / ops.sum(weights)", " / ops.shape(logits)[0]"),
+        ("logits used as probabilities (no softmax)", "from_logits=True", "from_logits=False"),
         ("divided by the number of slots per sequence", " / ops.sum(weights)", " / ops.shape(logits)[1]"),
     ],
     "bert_embeddings": [
-        ("no position embeddings", "\n         + ops.take(position_table, ops.arange(length), axis=0)[None]", ""),
+        ("no position embeddings",
+         "\n         + ops.take(position_table, ops.arange(length), axis=0)[None]", ""),
         ("no segment embeddings", "\n         + ops.take(segment_table, segment_ids, axis=0)", ""),
-        ("position table indexed by the token ids", "ops.take(position_table, ops.arange(length), axis=0)[None]",
+        ("position table indexed by the token ids",
+         "ops.take(position_table, ops.arange(length), axis=0)[None]",
          "ops.take(position_table, token_ids, axis=0)"),
         ("no LayerNorm", "return gamma * (x - mean) / ops.sqrt(variance + 1e-12) + beta", "return x"),
-        ("LayerNorm without gamma and beta", "return gamma * (x - mean) / ops.sqrt(variance + 1e-12) + beta",
+        ("LayerNorm without its scale and offset (gamma, beta)",
+         "return gamma * (x - mean) / ops.sqrt(variance + 1e-12) + beta",
          "return (x - mean) / ops.sqrt(variance + 1e-12)"),
-        ("LayerNorm over the sequence axis",
+        ("LayerNorm over the sequence axis instead of the hidden axis",
          "ops.mean(x, axis=-1, keepdims=True)\n    variance = ops.var(x, axis=-1, keepdims=True)",
          "ops.mean(x, axis=1, keepdims=True)\n    variance = ops.var(x, axis=1, keepdims=True)"),
-        ("Keras' default epsilon 1e-3", "variance + 1e-12", "variance + 1e-3"),
+        ("LayerNorm with Keras' default epsilon 1e-3 instead of BERT's 1e-12",
+         "variance + 1e-12", "variance + 1e-3"),
         ("divided by the variance instead of the standard deviation", "ops.sqrt(variance + 1e-12)",
          "(variance + 1e-12)"),
     ],
     "classify_from_cls": [
-        ("mean over positions instead of [CLS]", "sequence_output[:, 0, :]", "ops.mean(sequence_output, axis=1)"),
-        ("last position instead of [CLS]", "sequence_output[:, 0, :]", "sequence_output[:, -1, :]"),
+        ("mean over all positions instead of the [CLS] vector",
+         "sequence_output[:, 0, :]", "ops.mean(sequence_output, axis=1)"),
+        ("last position instead of [CLS] (position 0)",
+         "sequence_output[:, 0, :]", "sequence_output[:, -1, :]"),
         ("first example instead of the first position", "sequence_output[:, 0, :]", "sequence_output[0]"),
         ("logits returned, no softmax", "ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1)",
          "ops.matmul(cls_vector, kernel) + bias"),

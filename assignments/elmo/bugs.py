@@ -1,36 +1,39 @@
-"""Plausible student bugs and alternative correct solutions for the ELMo assignment.
+"""Known bugs (plausible student mistakes) and alternative correct solutions for the ELMo assignment.
 
-BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
-CORRECT: graded function -> {how it differs: a whole correct definition}.
-`tests/test_assignment_mutants.py` proves every bug loses points and every
-alternative gets full marks (see grader/mutation.py).
+The catalogue's format and how the grader and the tests use it: grader/assignment.py.
 """
 
 BUGS = {
     "highway": [
-        ("gate and carry swapped", "gate * transform + (1.0 - gate) * x", "(1.0 - gate) * transform + gate * x"),
+        ("gate and carry swapped: (1 - g) * relu(...) + g * x",
+         "gate * transform + (1.0 - gate) * x", "(1.0 - gate) * transform + gate * x"),
         ("no relu on the transform", "ops.relu(ops.matmul(x, transform_kernel) + transform_bias)",
          "ops.matmul(x, transform_kernel) + transform_bias"),
-        ("gate kernel used transposed", "ops.matmul(x, gate_kernel)", "ops.matmul(x, ops.transpose(gate_kernel))"),
+        ("gate kernel used transposed (x @ W.T instead of x @ W)",
+         "ops.matmul(x, gate_kernel)", "ops.matmul(x, ops.transpose(gate_kernel))"),
         ("gate bias left out", "ops.matmul(x, gate_kernel) + gate_bias", "ops.matmul(x, gate_kernel)"),
         ("tanh gate instead of sigmoid", "ops.sigmoid(", "ops.tanh("),
-        ("plain residual, no gate", "return gate * transform + (1.0 - gate) * x", "return transform + x"),
+        ("plain residual relu(...) + x, no gate",
+         "return gate * transform + (1.0 - gate) * x", "return transform + x"),
         ("gate computed from the transform instead of the input", "ops.matmul(x, gate_kernel)",
          "ops.matmul(transform, gate_kernel)"),
     ],
     "character_cnn": [
-        ("mean over positions instead of max", "ops.max(filter_outputs, axis=1)", "ops.mean(filter_outputs, axis=1)"),
-        ("no relu", "ops.relu(filter_outputs + bias)", "filter_outputs + bias"),
+        ("mean over positions instead of max",
+         "ops.max(filter_outputs, axis=1)", "ops.mean(filter_outputs, axis=1)"),
+        ("no relu before the max", "ops.relu(filter_outputs + bias)", "filter_outputs + bias"),
         ("max over the filters instead of the positions", "ops.max(filter_outputs, axis=1)",
          "ops.max(filter_outputs, axis=-1)"),
-        ("kernel flipped (a true convolution)", "ops.conv(embedded_characters, kernel,",
+        ("kernel flipped along the window (a true convolution)", "ops.conv(embedded_characters, kernel,",
          "ops.conv(embedded_characters, ops.flip(kernel, axis=0),"),
         ("bias left out", "ops.relu(filter_outputs + bias)", "ops.relu(filter_outputs)"),
-        ("sum over positions instead of max", "ops.max(filter_outputs, axis=1)", "ops.sum(filter_outputs, axis=1)"),
+        ("sum over positions instead of max",
+         "ops.max(filter_outputs, axis=1)", "ops.sum(filter_outputs, axis=1)"),
         ("only the first window kept", "ops.max(filter_outputs, axis=1)", "filter_outputs[:, 0]"),
     ],
     "scalar_mix": [
-        ("no softmax on the layer weights", "weights = ops.softmax(layer_weights)", "weights = layer_weights"),
+        ("layer weights used without the softmax",
+         "weights = ops.softmax(layer_weights)", "weights = layer_weights"),
         ("gamma left out", "return gamma * ops.einsum", "return ops.einsum"),
         ("token layer zero-padded instead of duplicated",
          "ops.concatenate([token_vectors, token_vectors], axis=-1)",
@@ -42,20 +45,24 @@ BUGS = {
          "layer_weights / ops.sum(layer_weights)"),
         ("layer weights ignored (a plain mean)", "ops.softmax(layer_weights)",
          "ops.softmax(ops.zeros_like(layer_weights))"),
-        ("token layer left out", "ops.concatenate([token_layer[:, None], lstm_layers], axis=1)", "lstm_layers"),
+        ("token layer left out",
+         "ops.concatenate([token_layer[:, None], lstm_layers], axis=1)", "lstm_layers"),
     ],
     "language_model_targets": [
-        ("directions swapped", "return forward, backward, forward_weights, backward_weights",
+        ("forward and backward targets swapped",
+         "return forward, backward, forward_weights, backward_weights",
          "return backward, forward, backward_weights, forward_weights"),
-        ("padding positions still predict the word before them",
+        ("backward targets at padding positions (the last word predicted from padding)",
          "    backward = backward * ops.cast(word_ids != 0, backward.dtype)\n", ""),
-        ("targets wrapped around (roll)", "ops.concatenate([word_ids[:, 1:], padding], axis=1)",
+        ("targets wrapped around (roll) instead of shifted in zeros",
+         "ops.concatenate([word_ids[:, 1:], padding], axis=1)",
          "ops.roll(word_ids, -1, axis=1)"),
-        ("weights from the inputs instead of the targets", 'ops.cast(forward != 0, "float32")',
+        ("weights mark real input words instead of real targets", 'ops.cast(forward != 0, "float32")',
          'ops.cast(word_ids != 0, "float32")'),
         ("forward LM predicts the word it reads", "ops.concatenate([word_ids[:, 1:], padding], axis=1)",
          "word_ids"),
-        ("every position weighted", 'ops.cast(backward != 0, "float32")', 'ops.ones_like(backward, "float32")'),
+        ("every position weighted",
+         'ops.cast(backward != 0, "float32")', 'ops.ones_like(backward, "float32")'),
     ],
 }
 

@@ -1,19 +1,18 @@
-"""Plausible student bugs and alternative correct solutions for the GPT assignment.
+"""Known bugs (plausible student mistakes) and alternative correct solutions for the GPT assignment.
 
-BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
-CORRECT: graded function -> {how it differs: a whole correct definition}.
-`tests/test_assignment_mutants.py` proves every bug loses points and every
-alternative gets full marks (see grader/mutation.py).
+The catalogue's format and how the grader and the tests use it: grader/assignment.py.
 """
 
 BUGS = {
     "next_token_inputs_and_targets": [
-        ("targets not shifted", "target_ids = token_ids[:, 1:]", "target_ids = token_ids[:, :-1]"),
-        ("weights from the inputs' mask", 'ops.cast(padding_mask[:, 1:], "float32")',
+        ("targets not shifted: each position is asked for its own token",
+         "target_ids = token_ids[:, 1:]", "target_ids = token_ids[:, :-1]"),
+        ("loss weights taken from the inputs' mask (the last real token is asked to predict padding)",
+         'ops.cast(padding_mask[:, 1:], "float32")',
          'ops.cast(padding_mask[:, :-1], "float32")'),
-        ("every target weighted, padding included", 'ops.cast(padding_mask[:, 1:], "float32")',
+        ("padding targets weighted into the loss", 'ops.cast(padding_mask[:, 1:], "float32")',
          'ops.ones_like(target_ids, dtype="float32")'),
-        ("shifted the wrong way (predicting the previous token)",
+        ("shifted the wrong way: predicting the previous token",
          "input_ids, input_mask = token_ids[:, :-1], padding_mask[:, :-1]\n"
          "    target_ids = token_ids[:, 1:]",
          "input_ids, input_mask = token_ids[:, 1:], padding_mask[:, 1:]\n"
@@ -28,9 +27,9 @@ BUGS = {
     "keep_top_k": [
         ("keeps k + 1 tokens", "ops.top_k(logits, k)", "ops.top_k(logits, k + 1)"),
         ("threshold at the largest logit (keeps one token)", "[0][:, -1:]", "[0][:, :1]"),
-        ("comparison reversed (keeps the smallest)", "ops.where(logits < kth_largest",
+        ("keeps the k smallest logits", "ops.where(logits < kth_largest",
          "ops.where(logits > kth_largest"),
-        ("the k-th largest itself dropped (keeps k - 1)", "ops.where(logits < kth_largest",
+        ("keeps k - 1 tokens", "ops.where(logits < kth_largest",
          "ops.where(logits <= kth_largest"),
         ("filtered logits set to 0", "ops.where(logits < kth_largest, -1e9, logits)",
          "ops.where(logits < kth_largest, 0.0, logits)"),
@@ -38,11 +37,11 @@ BUGS = {
          "kth_largest = ops.min(ops.top_k(logits, k)[0], axis=0, keepdims=True)[:, -1:]"),
     ],
     "keep_top_p": [
-        ("the token that takes the mass past p dropped", "mass_above < p",
+        ("the token that takes the mass past p is dropped (keep cumulative < p)", "mass_above < p",
          "mass_above + probabilities < p"),
         ("no softmax: cumulative sum of logits", "probabilities = ops.softmax(sorted_logits, axis=-1)",
          "probabilities = sorted_logits"),
-        ("sorted least likely first", "sorted_logits = -ops.sort(-logits, axis=-1)",
+        ("least likely tokens kept (sorted ascending)", "sorted_logits = -ops.sort(-logits, axis=-1)",
          "sorted_logits = ops.sort(logits, axis=-1)"),
         ("filtered logits set to 0", "ops.where(logits < smallest_kept, -1e9, logits)",
          "ops.where(logits < smallest_kept, 0.0, logits)"),
@@ -53,29 +52,33 @@ BUGS = {
     ],
     "sample_next_token": [
         ("temperature ignored", "ops.softmax(logits / temperature, axis=-1)", "ops.softmax(logits, axis=-1)"),
-        ("logits multiplied by the temperature", "ops.softmax(logits / temperature, axis=-1)",
+        ("logits multiplied by the temperature instead of divided",
+         "ops.softmax(logits / temperature, axis=-1)",
          "ops.softmax(logits * temperature, axis=-1)"),
-        ("greedy: the draw ignored", "return ops.sum(ops.cast(cumulative <= uniform[:, None], \"int32\"), axis=-1)",
+        ("greedy: the draw ignored",
+         "return ops.sum(ops.cast(cumulative <= uniform[:, None], \"int32\"), axis=-1)",
          "return ops.argmax(logits, axis=-1)"),
         ("one token too far (counts tokens starting at or below the draw)", "cumulative <= uniform[:, None]",
          "cumulative - probabilities <= uniform[:, None]"),
         ("the draw reversed (1 - u)", "cumulative <= uniform[:, None]", "cumulative <= 1 - uniform[:, None]"),
         ("cumulative sum over the batch axis", "cumulative = ops.cumsum(probabilities, axis=-1)",
          "cumulative = ops.cumsum(probabilities, axis=0)"),
-        ("no softmax: cumulative sum of scaled logits", "probabilities = ops.softmax(logits / temperature, axis=-1)",
+        ("no softmax: cumulative sum of scaled logits",
+         "probabilities = ops.softmax(logits / temperature, axis=-1)",
          "probabilities = logits / temperature"),
     ],
     "last_token_logits": [
-        ("off by one: reads the first padding position", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
+        ("off by one: the first padding position read", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
          'ops.cast(padding_mask, "int32"), axis=1)'),
-        ("reads position T - 1 even when it is padding",
+        ("the last position read even when it is padding",
          "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]", "sequence_output[:, -1]"),
-        ("reads position 0 ([CLS]-style)",
+        ("the first position read ([CLS]-style), which has seen only itself",
          "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]", "sequence_output[:, 0]"),
         ("mean of all positions, padding included",
          "ops.take_along_axis(sequence_output, last[:, None, None], axis=1)[:, 0]",
          "ops.mean(sequence_output, axis=1)"),
-        ("softmax probabilities instead of logits", "return ops.matmul(last_hidden, kernel) + bias",
+        ("probabilities (softmax) returned instead of logits",
+         "return ops.matmul(last_hidden, kernel) + bias",
          "return ops.softmax(ops.matmul(last_hidden, kernel) + bias)"),
         ("bias left out", "ops.matmul(last_hidden, kernel) + bias", "ops.matmul(last_hidden, kernel)"),
         ("last real token counted along the wrong axis", 'ops.cast(padding_mask, "int32"), axis=1) - 1',

@@ -1,0 +1,208 @@
+"""One assignment, read from its folder `assignments/<name>/`.
+
+The folder holds everything about the assignment:
+
+* `<name>.ipynb`: the nbgrader source notebook (solution regions, locked
+  cells, graded cells calling `capture("<name>.<case>", function)`), and any
+  support files beside it (data the notebook reads), released with it;
+* `inputs.py`: `CASES`, case id -> a function of a numpy Generator returning
+  the keyword arguments of one or more calls. The one place a case id is
+  declared; released to students as `<name>_inputs.py` beside
+  `grading_runtime.py`, which imports it under that name;
+* `reference.py`: `REFERENCES`, graded function -> the trusted reference
+  (built on `reference_impl`), returning a tuple of arrays. Never released;
+* `bugs.py`: the catalogue of known bugs (`BUGS`, graded function ->
+  [(description, text in the solution, replacement)]) and alternative correct
+  solutions (`CORRECT`, graded function -> {description: definition}). The
+  mutation tests and the feedback's "known bug" lines both read it.
+
+Assignments are discovered: a folder of the assignments root holding a notebook
+of its own name is one. The root is `assignments/` in this repository, or
+`$GRADER_ASSIGNMENTS` when set.
+"""
+
+import functools
+import importlib.util
+import os
+import re
+import secrets
+from dataclasses import dataclass
+
+import nbformat
+import numpy as np
+
+from grader.runtime import grading_runtime
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT_VARIABLE = "GRADER_ASSIGNMENTS"
+STAFF_FILES = ("inputs.py", "reference.py", "bugs.py")
+CAPTURE = re.compile(r"""\bcapture\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
+LOCAL_CHECK = re.compile(r"""\blocal_check\(\s*["']([\w.]+)["']""")
+
+
+def root():
+    """The folder whose subfolders are the assignments."""
+    return os.path.abspath(os.environ.get(ROOT_VARIABLE) or os.path.join(REPO, "assignments"))
+
+
+def names():
+    """Every assignment under the root, sorted."""
+    folder = root()
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the assignments folder {folder} does not exist "
+                                f"(set {ROOT_VARIABLE} to a folder of assignments, or unset it)")
+    return sorted(name for name in os.listdir(folder)
+                  if os.path.isfile(os.path.join(folder, name, f"{name}.ipynb")))
+
+
+def captures_in(source):
+    """[(case id, function name)] of the `capture(...)` calls in a (trusted) cell, in order."""
+    return CAPTURE.findall(source)
+
+
+def numpy_outputs(outputs):
+    """A reference's return value (one tensor or a tuple) as a tuple of numpy arrays."""
+    from keras import ops  # only references (trusted, main process) need Keras
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    return tuple(np.asarray(ops.convert_to_numpy(o)) for o in outputs)
+
+
+def _load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    folder: str
+
+    @property
+    def notebook_path(self):
+        return os.path.join(self.folder, f"{self.name}.ipynb")
+
+    @property
+    def released_inputs_module(self):
+        """The module name `inputs.py` gets beside grading_runtime.py (what grading_runtime imports)."""
+        return f"{self.name}_inputs"
+
+    @property
+    def released_inputs_name(self):
+        return self.released_inputs_module + ".py"
+
+    def _module(self, kind):
+        return _load_module(os.path.join(self.folder, f"{kind}.py"), f"assignment_{self.name}_{kind}")
+
+    @functools.cached_property
+    def inputs(self):
+        return self._module("inputs")
+
+    @functools.cached_property
+    def references(self):
+        return self._module("reference").REFERENCES
+
+    @functools.cached_property
+    def catalogue(self):
+        """(BUGS, CORRECT) from bugs.py."""
+        module = self._module("bugs")
+        return module.BUGS, module.CORRECT
+
+    def notebook(self):
+        return nbformat.read(self.notebook_path, as_version=4)
+
+    @functools.cached_property
+    def case_functions(self):
+        """{case id: graded function}, from the source notebook's graded cells."""
+        cases = {}
+        for cell in self.notebook().cells:
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+                cases.update(captures_in(cell.source))
+        return cases
+
+    def support_files(self):
+        """What is copied into the course's source/<name>/: the notebook and its data."""
+        return sorted(entry for entry in os.listdir(self.folder)
+                      if entry not in STAFF_FILES and not entry.startswith((".", "__pycache__")))
+
+    def draw_calls(self, case_id, seed):
+        """The keyword arguments of each call of `case_id` under `seed`, as the kernel draws them."""
+        return grading_runtime.draw_calls(case_id, seed, self.inputs.CASES)
+
+    def repeats_public_inputs(self, case_id, seed):
+        """Whether a call of `case_id` under `seed` has the very inputs of a public-check call
+        (whose expected values every student holds in public_checks.npz)."""
+        public = self.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+        return any(_same_call(call, known) for call in self.draw_calls(case_id, seed) for known in public)
+
+    def problems(self):
+        """What is inconsistent between the notebook, inputs.py, reference.py and bugs.py."""
+        problems = []
+        declared = set(self.inputs.CASES)
+        bugs, correct = self.catalogue
+        used = set()
+        for cell in self.notebook().cells:
+            if cell.cell_type != "code":
+                continue
+            graded = cell.metadata.get("nbgrader", {}).get("grade")
+            ids = [case for case, _ in captures_in(cell.source)] + LOCAL_CHECK.findall(cell.source)
+            for case_id in ids:
+                if case_id not in declared:
+                    problems.append(f"{self.name}.ipynb uses case {case_id!r}, not declared in inputs.py CASES")
+            if not graded and captures_in(cell.source):
+                problems.append(f"{self.name}.ipynb calls capture() in a cell that is not graded")
+            used.update(ids)
+        for case_id in sorted(declared - used):
+            problems.append(f"inputs.py declares case {case_id!r}, which no cell of {self.name}.ipynb uses")
+        for case_id in sorted(declared):
+            if not case_id.startswith(self.name + "."):
+                problems.append(f"case {case_id!r} must be named {self.name}.<case>")
+        functions = set(self.case_functions.values())
+        for table, what in ((self.references, "reference.py REFERENCES"), (bugs, "bugs.py BUGS"),
+                            (correct, "bugs.py CORRECT")):
+            for function in sorted(functions - set(table)):
+                problems.append(f"{what} has no entry for the graded function {function}")
+            for function in sorted(set(table) - functions):
+                problems.append(f"{what} names {function}, which no graded cell captures")
+        return problems
+
+    def validate(self):
+        problems = self.problems()
+        if problems:
+            raise ValueError(f"assignment {self.name} ({self.folder}) is inconsistent:\n  "
+                             + "\n  ".join(problems))
+
+
+@functools.cache
+def _load(name, folder):
+    if not os.path.isfile(os.path.join(folder, f"{name}.ipynb")):
+        raise KeyError(f"no assignment {name!r}: {folder} has no {name}.ipynb "
+                       f"(assignments: {', '.join(names()) or 'none'})")
+    return Assignment(name, folder)
+
+
+def load(name):
+    """The assignment `name` under the current root."""
+    return _load(name, os.path.join(root(), name))
+
+
+def of_case(case_id):
+    """The assignment a case id belongs to ("<assignment>.<case>")."""
+    return load(case_id.split(".", 1)[0])
+
+
+def _same_call(call, other):
+    return call.keys() == other.keys() and all(
+        np.shape(call[k]) == np.shape(other[k]) and np.array_equal(call[k], other[k]) for k in call)
+
+
+def secret_seed(case_ids, attempts=100):
+    """A fresh secret seed under which no call of any of `case_ids` repeats a public-check call,
+    so replaying the public expected values can never pass a graded case."""
+    for _ in range(attempts):
+        seed = secrets.randbits(62)
+        if not any(of_case(case_id).repeats_public_inputs(case_id, seed) for case_id in case_ids):
+            return seed
+    raise RuntimeError(f"{attempts} secret seeds in a row drew a public check's inputs for one of "
+                       f"{', '.join(case_ids)}: draw that case's inputs from a larger space (inputs.py)")

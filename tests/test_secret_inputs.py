@@ -1,0 +1,81 @@
+"""Secret inputs cannot be replayed: the public check's expected values never pass a graded case.
+
+Every student holds the public expected values (public_checks.npz). A notebook
+that writes them as its captures, whatever the grading runtime does, must get
+zero on every case of every assignment: the grader draws each notebook's secret
+seed so that no call of any case has a public check's inputs.
+"""
+
+import nbformat
+import numpy as np
+import pytest
+
+from grader import assignment, submission, verdicts
+from grader.runtime import grading_runtime
+
+SEEDS_PER_CASE = 5
+
+
+def public_expected(case_id):
+    """What public_checks.npz holds for `case_id`: the reference on the public inputs."""
+    a = assignment.of_case(case_id)
+    calls = a.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+    return verdicts.outputs_of(a.references[a.case_functions[case_id]], calls)
+
+
+def replay(tmp_path, case_id, seed):
+    np.savez(tmp_path / f"{case_id}.npz", **public_expected(case_id))
+    return verdicts.judge_case(case_id, str(tmp_path), seed)
+
+
+@pytest.mark.parametrize("name", assignment.names())
+def test_replaying_the_public_expected_values_scores_zero_on_every_case(tmp_path, name):
+    cases = sorted(assignment.load(name).inputs.CASES)
+    passed = []
+    for case_id in cases:
+        # The replay is a real attack: on the public inputs it would pass.
+        assert replay(tmp_path, case_id, grading_runtime.PUBLIC_SEED).passed, case_id
+        for _ in range(SEEDS_PER_CASE):
+            seed = assignment.secret_seed(cases)
+            if replay(tmp_path, case_id, seed).passed:
+                passed.append((case_id, seed))
+    assert passed == []
+
+
+def coinciding_seed(case_id):
+    """A seed (below 10,000) under which `case_id` draws a public check's inputs."""
+    a = assignment.of_case(case_id)
+    return next(seed for seed in range(10_000) if a.repeats_public_inputs(case_id, seed))
+
+
+def test_a_seed_that_draws_public_inputs_is_never_used(monkeypatch, tmp_path):
+    case_id = "attention.causal_mask"  # its inputs are a few sizes: seeds that repeat them exist
+    bad = coinciding_seed(case_id)
+    assert replay(tmp_path, case_id, bad).passed  # what the check prevents
+    draws = iter([bad, bad, 7])
+    monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: next(draws))
+    assert not assignment.of_case(case_id).repeats_public_inputs(case_id, 7)
+    assert assignment.secret_seed([case_id, "attention.no_mask"]) == 7
+
+
+def test_a_case_that_always_draws_the_public_inputs_is_refused(monkeypatch):
+    case_id = "attention.causal_mask"
+    monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: coinciding_seed(case_id))
+    with pytest.raises(RuntimeError, match="larger space"):
+        assignment.secret_seed([case_id])
+
+
+def test_the_grader_never_gives_a_notebook_such_a_seed(monkeypatch, tmp_path):
+    attention = assignment.load("attention")
+    nb = attention.notebook()
+    nbformat.write(nb, tmp_path / "attention.ipynb")
+    locked = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("locked")]
+    job = {"submitted_dir": str(tmp_path), "notebooks": [{
+        "name": "attention",
+        "trusted_cells": [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
+                           "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])} for c in locked],
+        "graded_cells": [{"name": c.metadata["nbgrader"]["grade_id"], "points": c.metadata["nbgrader"]["points"]}
+                         for c in locked if c.metadata["nbgrader"].get("grade")]}]}
+    draws = iter([coinciding_seed("attention.causal_mask"), 7])
+    monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: next(draws))
+    assert submission.prepare_submission(job)["prepared"]["attention"]["seed"] == 7
