@@ -1,7 +1,10 @@
-"""python -m grader setup|release|collect|autograde|feedback|export COURSE ..."""
+"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ..."""
 
 import argparse
+import os
 import sys
+
+from nbgrader.api import MissingEntry
 
 from cluster import executor as cluster_executor
 from grader import course, sandbox
@@ -15,7 +18,8 @@ def main(argv=None):
     setup.add_argument("--course-id", default="lm-course")
     setup.add_argument("--gradebook-url", help="SQLAlchemy URL of the gradebook, e.g. "
                        "postgresql://grader@db.example.org/course (default: SQLite in the course)")
-    for name, text in (("release", "generate the student version (nbgrader generate_assignment)"),
+    for name, text in (("generate", "generate the student version (nbgrader generate_assignment)"),
+                       ("release", "old name of generate (it is not nbgrader's release_assignment)"),
                        ("feedback", "write per-student HTML feedback"),
                        ("export", "write nbgrader's CSV and Gradescope results.json files")):
         command = commands.add_parser(name, help=text)
@@ -43,11 +47,15 @@ def main(argv=None):
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code WITHOUT isolation (only for trusted notebooks)")
     args = parser.parse_args(argv)
+    args.course = os.path.abspath(args.course)  # relative and absolute paths alike
 
     if args.command == "setup":
         print(course.setup(args.course, args.course_id, gradebook_url=args.gradebook_url))
-    elif args.command == "release":
-        print(course.release(args.course, args.assignment))
+    elif args.command in ("generate", "release"):
+        if args.command == "release":
+            print("warning: `python -m grader release` is now `python -m grader generate` (nbgrader's "
+                  "generate_assignment); the old name will go", file=sys.stderr)
+        print(course.generate(args.course, args.assignment))
     elif args.command == "collect":
         if (args.inbox is None) == (args.zip is None):
             parser.error("collect takes either INBOX or --zip ARCHIVE")
@@ -66,16 +74,38 @@ def main(argv=None):
         print("\n".join(students))
     elif args.command == "autograde":
         try:
-            course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
-                             unsafe=args.unsafe_no_sandbox, executor=args.executor,
-                             ray_address=args.ray_address)
+            run = course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
+                                   unsafe=args.unsafe_no_sandbox, executor=args.executor,
+                                   ray_address=args.ray_address)
         except sandbox.SandboxUnavailable as error:
             sys.exit(f"error: {error}")
-        print(course.grade_table(args.course, args.assignment))
+        except MissingEntry:
+            sys.exit(f"error: {args.assignment} is not in the gradebook of {args.course}; generate it "
+                     f"first: python -m grader generate {args.course} {args.assignment}")
+        print(course.grade_table(args.course, args.assignment, run.not_graded))
+        failure = autograde_failure(run, args.course, args.assignment)
+        if failure:
+            sys.exit(failure)
     elif args.command == "feedback":
         print("\n".join(course.feedback(args.course, args.assignment)))
     elif args.command == "export":
-        print(course.export(args.course, args.assignment))
+        try:
+            print(course.export(args.course, args.assignment))
+        except course.NotGradedError as error:
+            sys.exit(f"error: {error}")
+
+
+def autograde_failure(run, course_dir, assignment):
+    """None when every submission was graded; else the message a non-zero exit carries."""
+    if run.not_graded:
+        lines = [f"  {student}: {reason}" for student, reason in sorted(run.not_graded.items())]
+        return (f"error: {len(run.not_graded)} of {len(run.not_graded) + len(run.results)} submissions "
+                "were not graded (nothing was recorded for them):\n" + "\n".join(lines) +
+                "\nFix the cause and run autograde again; graded students are skipped.")
+    if not run.results:
+        return (f"error: no submissions of {assignment} in {course_dir}/submitted/<student>/{assignment}/; "
+                "collect them first (python -m grader collect)")
+    return None
 
 
 if __name__ == "__main__":

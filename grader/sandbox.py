@@ -33,6 +33,7 @@ CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 SCRATCH = "/scratch"
 CAPTURE = "/capture"
 MAX_CAPTURE_BYTES = 64 * 2**20  # one capture file; larger ones are rejected
+MAX_CAPTURE_MEMBERS = 64  # arrays in one capture file (a case records a few calls' outputs)
 
 
 class SandboxUnavailable(RuntimeError):

@@ -8,12 +8,14 @@ atomically (main process; the result file marks the work as done).
 
 import contextlib
 import copy
+import importlib.resources
 import json
 import os
 import secrets
 import shutil
 import tempfile
 
+import jsonschema
 import nbformat
 
 from grader import execute, sandbox
@@ -47,6 +49,38 @@ def read_submission(path):
     return nb, problems
 
 
+def _nbgrader_schema():
+    """nbgrader's own cell-metadata schema (v3), for the types of its fields only.
+
+    Its required keys and its ban on extra keys are left out: a cell that
+    omits a field, or carries an old extension's extra one, is still read
+    the way nbgrader reads it; a field of the wrong type (a list as grade_id,
+    `null` as the whole metadata, points as a string) is not.
+    """
+    schema = json.loads(importlib.resources.files("nbgrader.nbgraderformat").joinpath("v3.json").read_text())
+    return {"type": "object", "properties": {key: {k: v for k, v in field.items() if k != "default"}
+                                             for key, field in schema["properties"].items()}}
+
+
+NBGRADER_METADATA = jsonschema.Draft4Validator(_nbgrader_schema())
+
+
+def drop_malformed_metadata(nb):
+    """Remove `nbgrader` cell metadata that does not fit nbgrader's schema (the
+    cell then runs as ordinary code); returns messages for the student."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if "nbgrader" not in cell.metadata:
+            continue
+        error = next(iter(NBGRADER_METADATA.iter_errors(cell.metadata["nbgrader"])), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.path) or "the whole entry"
+            problems.append(f"cell {index}'s nbgrader metadata is malformed ({where}: {error.message[:120]}); "
+                            "it was removed and the cell runs as ordinary code")
+            del cell.metadata["nbgrader"]
+    return problems
+
+
 def restore_trusted_cells(nb, trusted_cells):
     """Put back every locked cell (source and nbgrader metadata) as released.
 
@@ -55,7 +89,7 @@ def restore_trusted_cells(nb, trusted_cells):
     duplicates of a locked cell dropped, deleted ones re-inserted just before the
     next locked cell (after the student's solution). Returns messages for the student.
     """
-    problems = []
+    problems = drop_malformed_metadata(nb)
     trusted = {cell["name"]: cell for cell in trusted_cells}
     kept, seen = [], set()
     for cell in nb.cells:

@@ -5,13 +5,16 @@ import json
 import os
 import shutil
 import signal
-from dataclasses import asdict
+import traceback
+from dataclasses import asdict, dataclass, field
 
 from nbgrader.api import MissingEntry
-from tqdm import tqdm
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
 from grader import sandbox, submission
+from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
 
 def trusted_notebooks(course, assignment):
@@ -52,13 +55,11 @@ def released_files(course, assignment):
 
 def autograde_jobs(course, assignment, limits, unsafe):
     notebooks = trusted_notebooks(course, assignment)
-    submitted = os.path.join(course, "submitted")
-    for student in sorted(os.listdir(submitted)) if os.path.isdir(submitted) else []:
-        directory = os.path.join(submitted, student, assignment)
-        if os.path.isdir(directory):
-            yield {"student": student, "assignment": assignment, "submitted_dir": directory,
-                   "autograded_dir": os.path.join(course, "autograded", student, assignment),
-                   "notebooks": notebooks, "limits": asdict(limits), "unsafe": unsafe}
+    for student in submitted_students(course, assignment):
+        yield {"student": student, "assignment": assignment,
+               "submitted_dir": os.path.join(course, "submitted", student, assignment),
+               "autograded_dir": os.path.join(course, "autograded", student, assignment),
+               "notebooks": notebooks, "limits": asdict(limits), "unsafe": unsafe}
 
 
 PR_SET_PDEATHSIG = 1
@@ -74,6 +75,49 @@ def _die_with_grader():
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+@dataclass
+class AutogradeRun:
+    """What one `autograde` run ended with: iterating it gives the results.
+
+    `results`: every graded student's result (from this run or an earlier
+    one), by student. `not_graded`: {student: reason} for each submission the
+    grader could not grade (a fault of the grader, the host or the course, never
+    the student's code): nothing was recorded for them, so no zero is exported,
+    and the next run grades them again.
+    """
+
+    results: list = field(default_factory=list)
+    not_graded: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self):
+        return len(self.results)
+
+
+def _fault(stage, error):
+    """One line for staff: what failed, where in the grader, and why."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    return f"{stage} failed{where}: {type(error).__name__}: {str(error)[:300]}"
+
+
+def _finished_result(job, force):
+    """The result an earlier run wrote for `job`, or None when it must be graded (again)."""
+    done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
+    if os.path.isfile(done) and not force:
+        try:
+            with open(done) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            pass  # unreadable (a disk fault): graded again
+    # Whatever a killed run left half-written (executed notebook,
+    # temporary files) goes; the submission is graded from scratch.
+    shutil.rmtree(job["autograded_dir"], ignore_errors=True)
+    return None
+
+
 def autograde(course, assignment, workers=None, force=False, unsafe=False,
               limits=sandbox.Limits(), progress=True, executor="local", ray_address=None):
     """Grade every collected submission in parallel; finished ones are skipped unless `force`.
@@ -84,39 +128,53 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     file is written atomically per student before the gradebook is updated,
     and the gradebook update is idempotent, so killing the grader at any
     moment and running it again loses and duplicates nothing.
+
+    No one submission can stop the run: any error while reading, running,
+    judging or recording one student's work puts that student in the
+    returned run's `not_graded` with the reason, and the others are graded.
     """
     course = os.path.abspath(course)
     if not unsafe and executor == "local":  # Ray workers check on their own machines
         sandbox.check_available()
-    jobs, results = [], []
+    run, jobs = AutogradeRun(), []
     for job in autograde_jobs(course, assignment, limits, unsafe):
-        done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
-        if os.path.isfile(done) and not force:
-            with open(done) as f:
-                results.append(json.load(f))
-        else:
-            # Whatever a killed run left half-written (executed notebook,
-            # temporary files) goes; the submission is graded from scratch.
-            shutil.rmtree(job["autograded_dir"], ignore_errors=True)
+        result = _finished_result(job, force)
+        if result is None:
             jobs.append(job)
-    for result in results:
-        record_grades(course, result)
+            continue
+        try:
+            record_grades(course, result)
+            run.results.append(result)
+        except Exception as error:  # noqa: BLE001 - that student only; reported at the end
+            run.not_graded[job["student"]] = _fault("recording the earlier result", error)
     runner = cluster_executor.make_executor(
         executor, ray_address, processes=workers or os.cpu_count() or 1, initializer=_die_with_grader,
         env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
     support = runner.share(released_files(course, assignment))
-    prepared = [(submission.prepare_submission(job), support) for job in jobs]
-    bar = tqdm(total=len(prepared), desc=f"grading {assignment}", unit="nb", disable=not progress)
-    for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
-        if lost:
-            bar.write(f"{job['student']}: not graded ({lost}); grade again to retry")
-            continue
-        result = submission.judge_submission(job, runs)
-        record_grades(course, result)
-        results.append(result)
-        bar.update()
-    bar.close()
-    return sorted(results, key=lambda r: r["student"])
+    prepared = []
+    for job in jobs:
+        try:
+            prepared.append((submission.prepare_submission(job), support))
+        except Exception as error:  # noqa: BLE001
+            run.not_graded[job["student"]] = _fault("reading the submission", error)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), disable=not progress,
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"grading {assignment}", total=len(prepared))
+        for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
+            try:
+                if lost:  # the worker's own error, raised there
+                    run.not_graded[job["student"]] = f"running the notebooks failed: {lost}"
+                else:
+                    result = submission.judge_submission(job, runs)
+                    record_grades(course, result)
+                    run.results.append(result)
+            except Exception as error:  # noqa: BLE001
+                run.not_graded[job["student"]] = _fault("judging", error)
+            if job["student"] in run.not_graded:
+                bar.console.print(f"{job['student']}: not graded ({run.not_graded[job['student']]})")
+            bar.advance(task)
+    run.results.sort(key=lambda r: r["student"])
+    return run
 
 
 def record_grades(course, result):

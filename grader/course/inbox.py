@@ -4,7 +4,10 @@ import datetime
 import hashlib
 import os
 import shutil
+import unicodedata
 import zipfile
+
+from nbgrader.plugins import FileNameCollectorPlugin
 
 from grader import submission
 from grader.course.layout import gradebook, nbgrader
@@ -33,6 +36,35 @@ def collect(course, assignment, inbox):
 # whole path, hence the leading (?:.*/)?.
 CANVAS_PATTERN = (r"(?:.*/)?(?P<student_id>[^/_]+)_(?:LATE_)?\d+_\d+_"
                   r"(?P<file_id>[^/]+?)(?:-\d+)?\.ipynb$")
+
+
+def unsafe_name(name):
+    """Why `name` (a student or file id from an LMS archive) cannot name a folder or file, or None."""
+    if not name or name.startswith("."):
+        return "empty or starts with a dot"
+    if "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        return "holds a path separator"
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        return "holds a control character"
+    if len(name.encode()) > 200:
+        return "longer than 200 bytes"
+    return None
+
+
+class SafeNameCollector(FileNameCollectorPlugin):
+    """nbgrader's file name collector that skips, with a warning naming the file,
+    any file whose student or file id could escape submitted/<student>/ (`..`,
+    separators) or hide in a listing (control characters)."""
+
+    def collect(self, submitted_file):
+        info = super().collect(submitted_file)
+        for key in ("student_id", "file_id"):
+            why = info and unsafe_name(info.get(key) or "")
+            if why:
+                self.log.warning(f"Skipped submission with an unsafe {key} {info[key]!r} ({why}): "
+                                 f"{submitted_file!r}")
+                return None
+        return info
 
 
 class CollectError(ValueError):
@@ -83,7 +115,8 @@ def collect_zip(course, assignment, source, pattern=CANVAS_PATTERN):
     # download replace a student's earlier one.
     result = nbgrader(course, "zip_collect", assignment, "--strict", "--force",
                       f"--ZipCollectApp.downloaded_directory={run}",
-                      f"--FileNameCollectorPlugin.named_regexp={pattern}")
+                      f"--ZipCollectApp.collector_plugin={SafeNameCollector.__module__}.SafeNameCollector",
+                      f"--SafeNameCollector.named_regexp={pattern}")
     log = result.stderr.splitlines()
     # nbgrader logs "Copying to: submitted/<student>/<assignment>/<file>" per collected file.
     submitted = os.path.join(course, "submitted") + os.sep
@@ -123,3 +156,12 @@ def submitted_files(course, assignment):
             with open(os.path.join(directory, name), "rb") as f:
                 files[(student, name)] = hashlib.file_digest(f, "sha256").hexdigest()
     return files
+
+
+def submitted_students(course, assignment):
+    """Students with a submitted/<student>/<assignment>/ folder, sorted."""
+    submitted = os.path.join(course, "submitted")
+    if not os.path.isdir(submitted):
+        return []
+    return [student for student in sorted(os.listdir(submitted))
+            if os.path.isdir(os.path.join(submitted, student, assignment))]

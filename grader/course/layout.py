@@ -17,10 +17,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ASSIGNMENTS = os.path.join(REPO, "assignments", "source")
 RUNTIME_DIR = os.path.join(REPO, "grader", "runtime")
 
-CONFIG = '''c = get_config()  # noqa: F821
+# Paths are the config file's own folder, so a copied or moved course uses its own gradebook.
+CONFIG = '''import os
+c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = {course_id!r}
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.db_url = {db_url!r}
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.db_url = {db_url}
 c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
 # Graded cells call grading_runtime.capture; outside `python -m grader` that runs
 # the public check, so plain `nbgrader autograde` still grades (on public inputs).
@@ -93,9 +95,9 @@ def setup(course, course_id="lm-course", assignments=None, gradebook_url=None):
     """
     course = os.path.abspath(course)
     os.makedirs(os.path.join(course, "source"), exist_ok=True)
-    url = gradebook_url or "sqlite:///" + os.path.join(course, "gradebook.db")
+    url = repr(gradebook_url) if gradebook_url else '"sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")'
     with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
-        f.write(CONFIG.format(course_id=course_id, root=course, db_url=url))
+        f.write(CONFIG.format(course_id=course_id, db_url=url))
     for name in assignments or sorted(os.listdir(ASSIGNMENTS)):
         target = os.path.join(course, "source", name)
         shutil.copytree(os.path.join(ASSIGNMENTS, name), target, dirs_exist_ok=True)
@@ -119,7 +121,10 @@ def nbgrader(course, *args):
     return result
 
 
-def release(course, assignment):
+def generate(course, assignment):
     """nbgrader generate_assignment: release/ gets the student version, the gradebook the cells."""
     nbgrader(course, "generate_assignment", assignment, "--force")
     return os.path.join(course, "release", assignment)
+
+
+release = generate  # the old name; it is nbgrader's generate_assignment, not its release_assignment

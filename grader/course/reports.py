@@ -4,6 +4,7 @@ import json
 import os
 
 from grader import submission
+from grader.course.inbox import submitted_students
 from grader.course.layout import REPO, nbgrader
 
 def load_results(course, assignment):
@@ -34,8 +35,23 @@ def feedback(course, assignment):
     return paths
 
 
+class NotGradedError(RuntimeError):
+    """Submissions without a result: exporting now would give them zero."""
+
+
 def export(course, assignment):
-    """nbgrader's CSV (via `nbgrader export`) and a Gradescope results.json per student."""
+    """nbgrader's CSV (via `nbgrader export`) and a Gradescope results.json per student.
+
+    Refuses (NotGradedError) while a collected submission has no result, since
+    nbgrader would export it as zero.
+    """
+    course = os.path.abspath(course)  # nbgrader runs in the course folder
+    graded = {result["student"] for result in load_results(course, assignment)}
+    waiting = [s for s in submitted_students(course, assignment) if s not in graded]
+    if waiting:
+        raise NotGradedError(f"{len(waiting)} submissions of {assignment} are not graded yet "
+                             f"({', '.join(waiting[:10])}{', ...' if len(waiting) > 10 else ''}), and "
+                             "nbgrader would export them as zero; run autograde until it exits 0, then export")
     exports = os.path.join(course, "exports")
     os.makedirs(exports, exist_ok=True)
     csv_path = os.path.join(exports, "grades.csv")
@@ -61,6 +77,10 @@ def gradescope_results(result):
             "output": "\n".join(p for n in result["notebooks"].values() for p in n["problems"] + n["events"])}
 
 
-def grade_table(course, assignment):
-    rows = [(r["student"], r["score"], r["max_score"]) for r in load_results(course, assignment)]
-    return "\n".join(f"{s:<20} {score:>6g} / {top:g}" for s, score, top in rows)
+def grade_table(course, assignment, not_graded=None):
+    """One line per student: the score, or why they were not graded ({student: reason})."""
+    lines = {r["student"]: f"{r['student']:<20} {r['score']:>6g} / {r['max_score']:g}"
+             for r in load_results(course, assignment)}
+    for student, reason in (not_graded or {}).items():
+        lines[student] = f"{student:<20} not graded: {reason}, staff notified"
+    return "\n".join(lines[student] for student in sorted(lines))
