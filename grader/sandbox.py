@@ -93,6 +93,27 @@ def symlinked_roots():
 _HELD_SLOT = []
 
 
+def slot_directory():
+    """The folder of this machine's slot lock files, checked for use by this user.
+
+    Root's graders share one per uid range (their sandboxes run as the slots'
+    uids); any other user's sandboxes run as that user, so each user has a
+    folder of their own and never meets root's (mode 0700) one.
+    """
+    name = f"grader-slots-{SANDBOX_UID_BASE}" + ("" if os.geteuid() == 0 else f"-uid{os.geteuid()}")
+    directory = os.path.join(tempfile.gettempdir(), name)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+            raise PermissionError(f"[Errno 13] Permission denied: {directory!r}")
+    except OSError as error:
+        raise SandboxUnavailable(
+            f"the sandbox slot folder {directory} cannot be used by this user ({error}); another "
+            "user made it. Remove it, or set GRADER_SANDBOX_UID_BASE to another number (its name "
+            "follows it; as root, a uid range of its own) or TMPDIR to a folder of your own.") from None
+    return directory
+
+
 def claim_slot(max_slots=1024):
     """This process's worker slot: the lowest one that no live process on this machine holds.
 
@@ -101,8 +122,7 @@ def claim_slot(max_slots=1024):
     share a sandbox uid, whose process limit they would otherwise share.
     """
     if not _HELD_SLOT:
-        directory = os.path.join(tempfile.gettempdir(), f"grader-slots-{SANDBOX_UID_BASE}")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        directory = slot_directory()
         for slot in range(max_slots):
             handle = open(os.path.join(directory, f"{slot}.lock"), "w")
             try:
@@ -221,6 +241,7 @@ def exec_sandboxed(spec, command):
 
 def check_available():
     """Raise SandboxUnavailable (saying what to install or enable) unless bwrap runs here."""
+    slot_directory()
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "

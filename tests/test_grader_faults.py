@@ -9,6 +9,9 @@ import csv
 import os
 import shutil
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 import zipfile
@@ -246,3 +249,66 @@ def test_a_run_that_grades_nobody_exits_non_zero(faulty_class):
     with pytest.raises(SystemExit) as exit:
         main(["autograde", empty, "no_such_assignment"])
     assert "generate it first" in str(exit.value)
+
+
+# --- A non-root grader on a host where root graded before ------------------------------
+
+UNPRIVILEGED_UID = 64_999  # a throwaway uid with no account
+
+
+def run_as(uid, home, *args):
+    env = {"PATH": os.environ["PATH"], "HOME": home, "PYTHONPATH": course.REPO,
+           "GRADER_SANDBOX_UID_BASE": str(sandbox.SANDBOX_UID_BASE), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
+    command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-m", "grader",
+               *args]
+    return subprocess.run(with_python_reachable(command), cwd=home, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def with_python_reachable(command):
+    """`command`, in a private mount namespace where this interpreter is reachable by any user
+    when it is installed under a private folder (a pyenv under /root, mode 0700), as it would be
+    for a non-root grader on a real host; the host's folders are not changed."""
+    executable = os.path.realpath(sys.executable)
+    parts = executable.split("/")
+    private = next(("/".join(parts[:i]) for i in range(2, len(parts))
+                    if not os.stat("/".join(parts[:i])).st_mode & 0o001), None)
+    if private is None:
+        return command
+    needed = "/".join(parts[:private.count("/") + 2])  # the private folder's child on the way
+    script = ('keep=$(mktemp -d) && mount --bind "$1" "$keep" && mount -t tmpfs -o mode=755 none "$2" && '
+              'mkdir "$1" && mount --bind "$keep" "$1" && shift 2 && exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", needed, private, *command]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="switching users needs root")
+def test_a_non_root_grader_after_a_root_grader_grades_or_says_what_to_set(tmp_path):
+    # Root grades first: its slot folder (mode 0700) exists from then on.
+    claimed = subprocess.run([sys.executable, "-c", "from grader import sandbox; sandbox.claim_slot(); "
+                              "print(sandbox.slot_directory())"], env={**os.environ, "PYTHONPATH": course.REPO},
+                             capture_output=True, text=True, check=True)
+    assert os.stat(claimed.stdout.strip()).st_uid == 0
+    home = tempfile.mkdtemp(prefix="grader-user-")
+    try:
+        path = course.setup(os.path.join(home, "course"), assignments=["attention"])
+        course.generate(path, "attention")
+        (tmp_path / "inbox" / "someone").mkdir(parents=True)
+        shutil.copy(os.path.join(path, "source", "attention", "attention.ipynb"), tmp_path / "inbox" / "someone")
+        course.collect(path, "attention", str(tmp_path / "inbox"))
+        subprocess.run(["chown", "-R", f"{UNPRIVILEGED_UID}:{UNPRIVILEGED_UID}", home], check=True)
+        graded = run_as(UNPRIVILEGED_UID, home, "autograde", "course", "attention", "--workers", "1")
+        assert graded.returncode == 0, graded.stderr[-3000:]
+        assert "someone" in graded.stdout and "9 / 9" in graded.stdout
+        # A slot folder this user cannot use (made by root for it): a clear refusal, not zeros.
+        theirs = os.path.join(tempfile.gettempdir(), f"grader-slots-{sandbox.SANDBOX_UID_BASE}-uid{UNPRIVILEGED_UID}")
+        shutil.rmtree(theirs)
+        os.mkdir(theirs, 0o700)
+        refused = run_as(UNPRIVILEGED_UID, home, "autograde", "course", "attention", "--force")
+        assert refused.returncode != 0
+        assert theirs in refused.stderr and "set GRADER_SANDBOX_UID_BASE" in refused.stderr
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(os.path.join(tempfile.gettempdir(),
+                                   f"grader-slots-{sandbox.SANDBOX_UID_BASE}-uid{UNPRIVILEGED_UID}"),
+                      ignore_errors=True)
