@@ -44,14 +44,24 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """Per-notebook limits, sized so a small Keras training loop fits on a laptop CPU."""
 
-    memory_bytes: int = 6 * 2**30       # RLIMIT_DATA: heap and anonymous maps
+    memory_bytes: int = 6 * 2**30       # per process: RLIMIT_DATA (heap, anonymous maps) + the tmpfs below
     cpu_seconds: int = 900              # RLIMIT_CPU, all threads together
     processes: int = 256                # RLIMIT_NPROC for the sandbox user (threads count)
     file_bytes: int = 256 * 2**20       # RLIMIT_FSIZE: largest file it may write
     scratch_bytes: int = 512 * 2**20    # size of the tmpfs working directory
+    tmp_bytes: int = 256 * 2**20        # size of each of the private tmpfs /tmp and /dev/shm
+    capture_bytes: int = 64 * 2**20     # the capture and kernel folders (shared with the host) together
     output_bytes: int = 2 * 2**20       # notebook outputs kept, all cells together
     cell_seconds: int = 300             # wall clock per cell
     notebook_seconds: int = 900         # wall clock per notebook
+
+    def data_bytes(self):
+        """RLIMIT_DATA: the memory budget less the tmpfs the sandbox can fill (they are memory too)."""
+        data = self.memory_bytes - self.scratch_bytes - 2 * self.tmp_bytes
+        if data < 2**28:
+            raise ValueError(f"memory_bytes {self.memory_bytes} leaves under 256 MiB beside the "
+                             "sandbox's tmpfs (scratch_bytes + 2 x tmp_bytes); raise it or shrink those")
+        return data
 
 
 def open_untrusted(path):
@@ -149,13 +159,14 @@ def bwrap_args(*, runtime_dir, capture_dir, support_files, env, limits, sources)
     # The private /tmp first: the read-only binds then land on top of it, so a
     # Python environment that lives under /tmp (a clone in /tmp) stays visible.
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--hostname", "sandbox", "--clearenv", "--tmpfs", "/tmp"]
+            "--hostname", "sandbox", "--clearenv", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for path in system_binds():
         args += ["--ro-bind", sources.get(path, path), path]
     for link, target in symlinked_roots().items():
         args += ["--symlink", target, link]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
+    # bwrap's /dev is a tmpfs of half the host's memory: only the sized /dev/shm stays writable.
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
+             "--remount-ro", "/dev", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
              "--bind", runtime_dir, runtime_dir, "--bind", capture_dir, CAPTURE]
     for name, path in support_files.items():
         args += ["--ro-bind", sources.get(path, path), f"{SCRATCH}/{name}"]
@@ -227,7 +238,7 @@ def exec_sandboxed(spec, command):
     args = bwrap_args(runtime_dir=spec["runtime_dir"], capture_dir=spec["capture_dir"],
                       support_files=spec["support_files"], env=spec["env"], limits=limits,
                       sources=sources)
-    for rlimit, value in ((resource.RLIMIT_DATA, limits.memory_bytes),
+    for rlimit, value in ((resource.RLIMIT_DATA, limits.data_bytes()),
                           (resource.RLIMIT_CPU, limits.cpu_seconds),
                           (resource.RLIMIT_NPROC, limits.processes),
                           (resource.RLIMIT_FSIZE, limits.file_bytes),

@@ -240,27 +240,38 @@ def execute_submission(job, support):
                     nb, support_files=support_files, seed=prepared["seed"], capture_dir=capture_dir,
                     limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"],
                     work_dir=work)
+                captures, unread = read_captures(capture_dir, prepared["capture_files"],
+                                                 job["limits"]["capture_bytes"])
+                if unread:
+                    execution.events.append(
+                        f"captures past {job['limits']['capture_bytes'] // 2**20} MiB in total were not "
+                        f"read: {', '.join(unread)}")
                 run.update(events=execution.events, seconds=execution.seconds,
-                           executed=nbformat.writes(nb),
-                           captures=read_captures(capture_dir, prepared["capture_files"]))
+                           executed=nbformat.writes(nb), captures=captures)
             runs[name] = run
     return runs
 
 
-def read_captures(capture_dir, names):
-    """{name: bytes} of the expected capture files that are regular files (links are not followed).
+def read_captures(capture_dir, names, budget):
+    """({name: bytes}, [names not read]) of the expected capture files that are regular
+    files (links are not followed), `budget` bytes at most in all.
 
     A file over the capture size limit is cut just past it: the judge then
     rejects it as too large without the whole file crossing to the grader.
     """
-    captures = {}
+    captures, unread = {}, []
     for name in names:
         try:
             with sandbox.open_untrusted(os.path.join(capture_dir, name)) as f:
-                captures[name] = f.read(sandbox.MAX_CAPTURE_BYTES + 1)
+                size = min(os.fstat(f.fileno()).st_size, sandbox.MAX_CAPTURE_BYTES + 1)
+                if size > budget:
+                    unread.append(name)
+                    continue
+                captures[name] = f.read(size)
+                budget -= len(captures[name])
         except (OSError, ValueError):
             continue
-    return captures
+    return captures, unread
 
 
 def judge_submission(job, runs):

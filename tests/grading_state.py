@@ -81,3 +81,21 @@ def results_state(path):
             notebook.pop("seconds")
         state[os.path.relpath(file, path)] = result
     return state
+
+
+def run_measured(sources, support_files, seed, capture_dir, limits, slot, work_dir=None):
+    """Run a notebook of `sources` in the sandbox from this (fresh) process; returns
+    (execution, executed notebook, peak RSS in bytes of this grader process, of the largest
+    sandbox process (or of this process before it exec'd, whichever is larger)). Meant for a spawned process, so the peaks are this run's alone."""
+    import resource
+
+    from grader import execute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    execution = execute.run_notebook(nb, support_files=support_files, seed=seed, capture_dir=capture_dir,
+                                     limits=limits, slot=slot, work_dir=work_dir)
+    # VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a spawned process would
+    # report the size of the process it was forked from.
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    return execution, nb, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024

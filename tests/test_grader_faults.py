@@ -6,6 +6,7 @@ graded end to end with the crashing submissions among honest ones.
 """
 
 import csv
+import json
 import os
 import shutil
 import struct
@@ -249,6 +250,175 @@ def test_a_run_that_grades_nobody_exits_non_zero(faulty_class):
     with pytest.raises(SystemExit) as exit:
         main(["autograde", empty, "no_such_assignment"])
     assert "generate it first" in str(exit.value)
+
+
+# --- Notebooks that strain the grader's side, run in the sandbox ------------------------
+
+MiB = 2**20
+STRAIN_LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=120, processes=64, file_bytes=64 * MiB,
+                               scratch_bytes=64 * MiB, tmp_bytes=32 * MiB, capture_bytes=16 * MiB,
+                               output_bytes=100_000, cell_seconds=60, notebook_seconds=120)
+FILL = """import errno, os
+def fill(folder, chunk=b"0" * 2**20):
+    written = 0
+    try:
+        with open(os.path.join(folder, "fill"), "wb") as f:
+            while written < 2**30:
+                f.write(chunk); f.flush(); written += len(chunk)
+    except OSError as e:
+        pass
+    return written
+"""
+ACTIVE_HTML = '<b onmouseover="steal()">bold</b><script>fetch("/api")</script><img src=x onerror="steal()">'
+
+
+def strains(socket_path):
+    return {
+        "tmpfs_fill": [FILL + "for folder in ['/tmp', '/dev/shm', '/dev', '/scratch']:\n"
+                       "    print(folder, fill(folder) // 2**20, 'MiB')"],
+        "comm_flood": ["from comm import create_comm\n"
+                       "for i in range(300):\n"
+                       "    create_comm(target_name='jupyter.widget', data={'state': {'_model_module': 'x', "
+                       "'_model_name': 'y', 'value': 'v' * 2**20}, 'buffer_paths': [['b']]}, buffers=[b'b' * 2**20])\n"
+                       "print('sent 600 MiB of comm messages')"],
+        "display_flood": ["from IPython.display import display, update_display\n"
+                          "for _ in range(100):\n    display({'text/plain': 'x'}, raw=True, display_id='same')\n"
+                          "for i in range(50):\n"
+                          "    update_display({'text/plain': str(i) * 100_000}, raw=True, display_id='same')"],
+        "active_output": ["from IPython.display import display, HTML, Javascript, Markdown\n"
+                          f"display(HTML({ACTIVE_HTML!r}))\n"
+                          "display(Javascript('alert(document.cookie)'))\n"
+                          f"display(Markdown({ACTIVE_HTML!r}))\n"
+                          "display({'image/svg+xml': '<svg onload=\"steal()\"></svg>'}, raw=True)"],
+        "capture_flood": ["import os\nfor i in range(100):\n"
+                          "    open(os.environ['GRADER_CAPTURE_DIR'] + f'/f{i}', 'wb').write(b'0' * 8 * 2**20)\n"
+                          "print('wrote 800 MiB')"],
+        # ipykernel turns fd 2 into outputs; its copy of the kernel's own stderr is the way out.
+        "stderr_flood": ["import os, sys\nfor _ in range(300):\n"
+                         "    os.write(sys.stderr._original_stdstream_copy, b'e' * 2**20)\nprint('stderr done')"],
+        # Swap every kernel socket for a link to a Unix socket of the host's, then die so that
+        # the grader's client reconnects.
+        "socket_swap": ["import os\nfrom ipykernel.kernelapp import IPKernelApp\n"
+                        "app = IPKernelApp.instance()\n"
+                        "for key in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'):\n"
+                        "    path = f'{app.ip}-{getattr(app, key)}'\n"
+                        "    try:\n"
+                        "        os.unlink(path)\n"
+                        f"        os.symlink({socket_path!r}, path)\n"
+                        "    except OSError as e:\n        print('blocked', type(e).__name__)\n"
+                        "import sys, time\nsys.stdout.flush(); time.sleep(1)\nos._exit(0)", "print('after')"],
+    }
+
+
+@pytest.fixture(scope="module")
+def strained(tmp_path_factory):
+    import concurrent.futures
+    import multiprocessing
+    import socket
+    import threading
+
+    from tests.grading_state import run_measured
+
+    root = tmp_path_factory.mktemp("strain")
+    host_socket = str(root / "host-service.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(host_socket)
+    listener.listen(8)
+    listener.settimeout(0.2)
+    connections, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                pass
+    watcher = threading.Thread(target=accept)
+    watcher.start()
+    support = {name: os.path.join(course.RUNTIME_DIR, name) for name in course.runtime_files([CASE])}
+    notebooks, outcomes = strains(host_socket), {}
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for i, (name, sources) in enumerate(notebooks.items()):
+            capture_dir = tempfile.mkdtemp(prefix=f"grader-test-capture-{name}-")  # the sandbox user reaches it
+            if os.geteuid() == 0:
+                os.chown(capture_dir, sandbox.sandbox_uid(i % 2), sandbox.sandbox_uid(i % 2))
+            futures[name] = (capture_dir, pool.submit(run_measured, sources, support, SEED, capture_dir,
+                                                      STRAIN_LIMITS, i % 2))
+        for name, (capture_dir, future) in futures.items():
+            execution, nb, grader_peak, sandbox_peak = future.result()
+            outcomes[name] = dict(execution=execution, nb=nb, grader_peak=grader_peak, sandbox_peak=sandbox_peak,
+                                  capture_bytes=execute_module().folder_bytes(capture_dir),
+                                  text="".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs))
+            shutil.rmtree(capture_dir)
+    stop.set()
+    watcher.join()
+    listener.close()
+    return outcomes, connections
+
+
+GRADER_PEAK = 400 * MiB  # a fresh grader process with nbclient and numpy is about 150 MiB
+
+
+def test_tmp_and_dev_shm_are_sized_and_dev_is_read_only(strained):
+    outcome = strained[0]["tmpfs_fill"]
+    sizes = dict(line.split()[:2] for line in outcome["text"].splitlines())
+    assert int(sizes["/tmp"]) <= 32 and int(sizes["/dev/shm"]) <= 32 and int(sizes["/dev"]) == 0
+    assert int(sizes["/scratch"]) <= 64
+    assert outcome["grader_peak"] < GRADER_PEAK
+
+
+def test_comm_flood_is_dropped_unread(strained):
+    outcome = strained[0]["comm_flood"]
+    assert "sent 600 MiB" in outcome["text"]
+    assert outcome["grader_peak"] < GRADER_PEAK, outcome["grader_peak"] // MiB  # was 600 MiB more
+    assert "widgets" not in outcome["nb"].metadata
+
+
+def test_display_updates_count_against_the_output_cap(strained):
+    outcome = strained[0]["display_flood"]
+    kept = len(nbformat.writes(outcome["nb"]))
+    assert kept < 2 * STRAIN_LIMITS.output_bytes, kept  # 100 outputs x 50 updates of 100 kB without the count
+    assert "discarded" in outcome["text"]
+
+
+def test_active_content_never_reaches_staff(strained):
+    outputs = [o for c in strained[0]["active_output"]["nb"].cells for o in c.outputs]
+    text = json.dumps(outputs)
+    assert "<b>bold</b>" in text  # harmless markup is kept
+    for active in ("<script", "onmouseover", "onerror", "onload", "alert(document.cookie)"):
+        assert active not in text, active
+    assert all(set(o.get("data", {})) <= set(execute_module().KEPT_MIME_TYPES) for o in outputs)
+
+
+def execute_module():
+    from grader import execute
+    return execute
+
+
+def test_capture_folder_quota_stops_the_kernel(strained):
+    outcome = strained[0]["capture_flood"]
+    assert "wrote 800 MiB" not in outcome["text"]
+    assert any("capture and kernel folders; the kernel was stopped" in e for e in outcome["execution"].events)
+    written = outcome["capture_bytes"]
+    # The quota is checked every 0.2 s: what the kernel writes in that time passes it.
+    assert written < STRAIN_LIMITS.capture_bytes + 160 * MiB, written // MiB
+
+
+def test_stderr_streams_through_a_bounded_tail(strained):
+    outcome = strained[0]["stderr_flood"]
+    assert "stderr done" in outcome["text"]  # no file on the host: no file size limit hit
+    assert 0 < len(outcome["execution"].kernel_stderr_tail) <= 4000
+    assert outcome["grader_peak"] < GRADER_PEAK
+
+
+def test_the_grader_never_connects_to_a_host_socket_the_notebook_names(strained):
+    outcome, connections = strained[0]["socket_swap"], strained[1]
+    assert connections == []
+    assert any("kernel died" in e for e in outcome["execution"].events), outcome["execution"]
+    # As root the kernel folder is locked once the kernel has started; as any user the grader
+    # connects only through its own links to the sockets, so even a successful swap reaches nothing.
+    assert outcome["text"].count("blocked PermissionError") == (5 if os.geteuid() == 0 else 0)
 
 
 # --- A non-root grader on a host where root graded before ------------------------------
