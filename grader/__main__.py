@@ -1,13 +1,14 @@
-"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ..."""
+"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ..., or measure ASSIGNMENT"""
 
 import argparse
+import json
 import os
 import sys
 
 from nbgrader.api import MissingEntry
 
 from cluster import executor as cluster_executor
-from grader import course, sandbox
+from grader import course, limits, sandbox
 
 
 def main(argv=None):
@@ -46,7 +47,15 @@ def main(argv=None):
                        "(e.g. ray://head:10001 or auto; default: $RAY_ADDRESS or a local Ray)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code WITHOUT isolation (only for trusted notebooks)")
+    measure = commands.add_parser("measure", help="time the assignment's solution in the sandbox and "
+                                  "record its time limits in assignments/ASSIGNMENT/grading.json")
+    measure.add_argument("assignment")
+    measure.add_argument("--multiple", type=float, default=limits.MULTIPLE,
+                         help="limits = this many times the reference run (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.command == "measure":
+        print(json.dumps(limits.measure(args.assignment, args.multiple), indent=1))
+        return
     args.course = os.path.abspath(args.course)  # relative and absolute paths alike
 
     if args.command == "setup":

@@ -35,6 +35,7 @@ class Execution:
     events: list = field(default_factory=list)
     seconds: float = 0.0
     kernel_stderr_tail: str = ""
+    cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -264,7 +265,9 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
                 return
             client.timeout = int(min(limits.cell_seconds, remaining))
             try:
+                cell_started = time.monotonic()
                 await client.async_execute_cell(cell, index)
+                execution.cell_seconds[index] = round(time.monotonic() - cell_started, 2)
             except CellTimeoutError:
                 execution.events.append(
                     f"cell {index} ran longer than {client.timeout} s and was stopped; "

@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from dataclasses import dataclass, field, replace
 
 import jsonschema
 import nbformat
@@ -22,6 +23,40 @@ from grader import execute, sandbox
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 RESULT_FILE = "grader_result.json"
+
+
+@dataclass
+class PreparedNotebook:
+    """One notebook after the main-process stage: what the student reads, and what the sandbox runs."""
+
+    problems: list                     # messages for the student
+    source: str | None = None          # the notebook with its trusted cells restored; None: unreadable
+    seed: int | None = None            # the secret seed its captures are drawn from
+    capture_files: list = field(default_factory=list)  # the only capture names the grader reads
+
+
+@dataclass
+class NotebookRun:
+    """What the sandbox gave back for one notebook (plain data, from a local worker or a Ray node)."""
+
+    events: list = field(default_factory=list)
+    seconds: float = 0.0
+    executed: str | None = None        # the executed notebook, outputs sanitised and capped
+    captures: dict = field(default_factory=dict)  # {capture file name: bytes}
+
+
+@dataclass
+class GradingJob:
+    """One student's submission of one assignment, as it passes between the stages."""
+
+    student: str
+    assignment: str
+    submitted_dir: str
+    autograded_dir: str
+    notebooks: list                    # [{"name", "trusted_cells", "graded_cells"}], from the gradebook
+    limits: sandbox.Limits
+    unsafe: bool = False
+    prepared: dict = field(default_factory=dict)  # {notebook name: PreparedNotebook}
 
 
 def read_submission(path):
@@ -187,19 +222,18 @@ def prepare_submission(job):
     from grader.verdicts import cases_in
 
     prepared = {}
-    for notebook in job["notebooks"]:
+    for notebook in job.notebooks:
         name = notebook["name"]
-        nb, problems = read_submission(os.path.join(job["submitted_dir"], name + ".ipynb"))
-        entry = {"problems": problems, "source": None, "seed": None, "capture_files": []}
+        nb, problems = read_submission(os.path.join(job.submitted_dir, name + ".ipynb"))
+        prepared[name] = PreparedNotebook(problems)
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
             sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-            entry.update(source=nbformat.writes(nb), seed=secrets.randbits(62),
-                         capture_files=[case + suffix for cell in notebook["graded_cells"]
-                                        for case in cases_in(sources[cell["name"]])
-                                        for suffix in (".npz", ".error.txt")])
-        prepared[name] = entry
-    return {**job, "prepared": prepared}
+            prepared[name] = PreparedNotebook(
+                problems, source=nbformat.writes(nb), seed=secrets.randbits(62),
+                capture_files=[case + suffix for cell in notebook["graded_cells"]
+                               for case in cases_in(sources[cell["name"]]) for suffix in (".npz", ".error.txt")])
+    return replace(job, prepared=prepared)
 
 
 _SANDBOX_CHECKED = []
@@ -214,7 +248,7 @@ def execute_submission(job, support):
     neither the reference nor Keras; `judge_submission` computes verdicts in
     the grader's main process.
     """
-    if not job["unsafe"] and not _SANDBOX_CHECKED:
+    if not job.unsafe and not _SANDBOX_CHECKED:
         # A Ray worker machine without a usable bubblewrap refuses the job
         # (the driver reports it, ungraded) rather than grading zeros.
         sandbox.check_available()
@@ -229,26 +263,22 @@ def execute_submission(job, support):
             with open(support_files[name], "wb") as f:
                 f.write(data)
             os.chmod(support_files[name], 0o644)
-        for name, prepared in job["prepared"].items():
-            run = {"events": [], "seconds": 0.0, "executed": None, "captures": {}}
-            if prepared["source"] is not None:
-                capture_dir = tempfile.mkdtemp(prefix="capture-", dir=work)
-                if os.geteuid() == 0:
-                    os.chown(capture_dir, uid, uid)
-                nb = nbformat.reads(prepared["source"], as_version=4)
-                execution = execute.run_notebook(
-                    nb, support_files=support_files, seed=prepared["seed"], capture_dir=capture_dir,
-                    limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"],
-                    work_dir=work)
-                captures, unread = read_captures(capture_dir, prepared["capture_files"],
-                                                 job["limits"]["capture_bytes"])
-                if unread:
-                    execution.events.append(
-                        f"captures past {job['limits']['capture_bytes'] // 2**20} MiB in total were not "
-                        f"read: {', '.join(unread)}")
-                run.update(events=execution.events, seconds=execution.seconds,
-                           executed=nbformat.writes(nb), captures=captures)
-            runs[name] = run
+        for name, prepared in job.prepared.items():
+            runs[name] = NotebookRun()
+            if prepared.source is None:
+                continue
+            capture_dir = tempfile.mkdtemp(prefix="capture-", dir=work)
+            if os.geteuid() == 0:
+                os.chown(capture_dir, uid, uid)
+            nb = nbformat.reads(prepared.source, as_version=4)
+            execution = execute.run_notebook(
+                nb, support_files=support_files, seed=prepared.seed, capture_dir=capture_dir,
+                limits=job.limits, slot=slot, unsafe=job.unsafe, work_dir=work)
+            captures, unread = read_captures(capture_dir, prepared.capture_files, job.limits.capture_bytes)
+            if unread:
+                execution.events.append(f"captures past {job.limits.capture_bytes // 2**20} MiB in total "
+                                        f"were not read: {', '.join(unread)}")
+            runs[name] = NotebookRun(execution.events, execution.seconds, nbformat.writes(nb), captures)
     return runs
 
 
@@ -278,35 +308,34 @@ def judge_submission(job, runs):
     """Main-process stage: judge the captures, save the result atomically (marks it done)."""
     from grader import verdicts  # imports the reference; only the main process needs it
 
-    os.makedirs(job["autograded_dir"], exist_ok=True)
-    result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
-    for notebook in job["notebooks"]:
+    os.makedirs(job.autograded_dir, exist_ok=True)
+    result = {"student": job.student, "assignment": job.assignment, "notebooks": {}}
+    for notebook in job.notebooks:
         name = notebook["name"]
-        prepared = job["prepared"][name]
-        run = runs[name]
+        prepared, run = job.prepared[name], runs[name]
         sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-        if run["executed"] is not None:
-            _write_atomic(os.path.join(job["autograded_dir"], name + ".ipynb"), run["executed"])
+        if run.executed is not None:
+            _write_atomic(os.path.join(job.autograded_dir, name + ".ipynb"), run.executed)
         with tempfile.TemporaryDirectory(prefix="grader-judge-") as capture_dir:
-            for file_name in prepared["capture_files"]:  # names the grader chose, never the sandbox
-                if file_name in run["captures"]:
+            for file_name in prepared.capture_files:  # names the grader chose, never the sandbox
+                if file_name in run.captures:
                     with open(os.path.join(capture_dir, file_name), "wb") as f:
-                        f.write(run["captures"][file_name])
-            if prepared["source"] is not None:
+                        f.write(run.captures[file_name])
+            if prepared.source is not None:
                 cells = [verdicts.judge_cell(c["name"], c["points"], sources[c["name"]],
-                                             capture_dir, prepared["seed"]).to_dict()
+                                             capture_dir, prepared.seed).to_dict()
                          for c in notebook["graded_cells"]]
             else:
                 cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
                          for c in notebook["graded_cells"]]
         result["notebooks"][name] = {
-            "problems": prepared["problems"], "events": run["events"], "seconds": run["seconds"],
+            "problems": prepared.problems, "events": run.events, "seconds": run.seconds,
             "cells": cells, "score": sum(c["score"] for c in cells),
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
     result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
-    _write_log(job["autograded_dir"], result)
-    _write_atomic(os.path.join(job["autograded_dir"], RESULT_FILE), json.dumps(result, indent=1))
+    _write_log(job.autograded_dir, result)
+    _write_atomic(os.path.join(job.autograded_dir, RESULT_FILE), json.dumps(result, indent=1))
     return result
 
 

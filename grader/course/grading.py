@@ -6,7 +6,7 @@ import os
 import shutil
 import signal
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from nbgrader.api import MissingEntry
 from rich.console import Console
@@ -16,6 +16,7 @@ from cluster import executor as cluster_executor
 from grader import sandbox, submission
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
+from grader.limits import assignment_limits
 
 def trusted_notebooks(course, assignment):
     """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
@@ -56,10 +57,9 @@ def released_files(course, assignment):
 def autograde_jobs(course, assignment, limits, unsafe):
     notebooks = trusted_notebooks(course, assignment)
     for student in submitted_students(course, assignment):
-        yield {"student": student, "assignment": assignment,
-               "submitted_dir": os.path.join(course, "submitted", student, assignment),
-               "autograded_dir": os.path.join(course, "autograded", student, assignment),
-               "notebooks": notebooks, "limits": asdict(limits), "unsafe": unsafe}
+        yield submission.GradingJob(student, assignment, os.path.join(course, "submitted", student, assignment),
+                                    os.path.join(course, "autograded", student, assignment), notebooks,
+                                    limits, unsafe)
 
 
 PR_SET_PDEATHSIG = 1
@@ -103,23 +103,24 @@ def _fault(stage, error):
     return f"{stage} failed{where}: {type(error).__name__}: {str(error)[:300]}"
 
 
-def _finished_result(job, force):
-    """The result an earlier run wrote for `job`, or None when it must be graded (again)."""
-    done = os.path.join(job["autograded_dir"], submission.RESULT_FILE)
-    if os.path.isfile(done) and not force:
-        try:
-            with open(done) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            pass  # unreadable (a disk fault): graded again
-    # Whatever a killed run left half-written (executed notebook,
-    # temporary files) goes; the submission is graded from scratch.
-    shutil.rmtree(job["autograded_dir"], ignore_errors=True)
-    return None
+def _earlier_result(job):
+    """The result file an earlier run wrote for `job`, or None (missing, or unreadable after a disk fault)."""
+    try:
+        with open(os.path.join(job.autograded_dir, submission.RESULT_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _likely_seconds(job, earlier):
+    """How long `job` will likely run: its earlier run's time, else its notebooks' size as a tie-break."""
+    seconds = sum(n.get("seconds", 0) for n in earlier["notebooks"].values()) if earlier else 0
+    size = sum(os.lstat(os.path.join(job.submitted_dir, n)).st_size for n in os.listdir(job.submitted_dir))
+    return seconds, size
 
 
 def autograde(course, assignment, workers=None, force=False, unsafe=False,
-              limits=sandbox.Limits(), progress=True, executor="local", ray_address=None):
+              limits=None, progress=True, executor="local", ray_address=None):
     """Grade every collected submission in parallel; finished ones are skipped unless `force`.
 
     `executor`: "local" (a pool of `workers` processes) or "ray" (one Ray
@@ -129,6 +130,9 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     and the gradebook update is idempotent, so killing the grader at any
     moment and running it again loses and duplicates nothing.
 
+    `limits`: the sandbox's limits (default: the assignment's measured time
+    limits, grader/limits.py).
+
     No one submission can stop the run: any error while reading, running,
     judging or recording one student's work puts that student in the
     returned run's `not_graded` with the reason, and the others are graded.
@@ -136,17 +140,24 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     course = os.path.abspath(course)
     if not unsafe and executor == "local":  # Ray workers check on their own machines
         sandbox.check_available()
-    run, jobs = AutogradeRun(), []
+    limits = limits or assignment_limits(assignment)
+    run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe):
-        result = _finished_result(job, force)
-        if result is None:
+        earlier = _earlier_result(job)
+        if earlier is None or force:
+            likely_seconds[job.student] = _likely_seconds(job, earlier)
+            # Whatever a killed run left half-written (executed notebook,
+            # temporary files) goes; the submission is graded from scratch.
+            shutil.rmtree(job.autograded_dir, ignore_errors=True)
             jobs.append(job)
             continue
         try:
-            record_grades(course, result)
-            run.results.append(result)
+            record_grades(course, earlier)
+            run.results.append(earlier)
         except Exception as error:  # noqa: BLE001 - that student only; reported at the end
-            run.not_graded[job["student"]] = _fault("recording the earlier result", error)
+            run.not_graded[job.student] = _fault("recording the earlier result", error)
+    # Likely-slow notebooks (slow last time, or large) go last, so they hold up no one.
+    jobs.sort(key=lambda job: likely_seconds[job.student])
     runner = cluster_executor.make_executor(
         executor, ray_address, processes=workers or os.cpu_count() or 1, initializer=_die_with_grader,
         env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
@@ -156,22 +167,22 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
         try:
             prepared.append((submission.prepare_submission(job), support))
         except Exception as error:  # noqa: BLE001
-            run.not_graded[job["student"]] = _fault("reading the submission", error)
+            run.not_graded[job.student] = _fault("reading the submission", error)
     with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), disable=not progress,
                   console=Console(stderr=True)) as bar:
         task = bar.add_task(f"grading {assignment}", total=len(prepared))
         for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
             try:
                 if lost:  # the worker's own error, raised there
-                    run.not_graded[job["student"]] = f"running the notebooks failed: {lost}"
+                    run.not_graded[job.student] = f"running the notebooks failed: {lost}"
                 else:
                     result = submission.judge_submission(job, runs)
                     record_grades(course, result)
                     run.results.append(result)
             except Exception as error:  # noqa: BLE001
-                run.not_graded[job["student"]] = _fault("judging", error)
-            if job["student"] in run.not_graded:
-                bar.console.print(f"{job['student']}: not graded ({run.not_graded[job['student']]})")
+                run.not_graded[job.student] = _fault("judging", error)
+            if job.student in run.not_graded:
+                bar.console.print(f"{job.student}: not graded ({run.not_graded[job.student]})")
             bar.advance(task)
     run.results.sort(key=lambda r: r["student"])
     return run
