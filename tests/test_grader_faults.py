@@ -482,3 +482,64 @@ def test_a_non_root_grader_after_a_root_grader_grades_or_says_what_to_set(tmp_pa
         shutil.rmtree(os.path.join(tempfile.gettempdir(),
                                    f"grader-slots-{sandbox.SANDBOX_UID_BASE}-uid{UNPRIVILEGED_UID}"),
                       ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="switching users needs root")
+def test_a_non_root_grader_connects_only_through_its_own_links(tmp_path):
+    """As any user but root the kernel can swap its sockets (its folder is its own): the grader
+    still reaches only the kernel's sockets, through the hard links it made before any student code ran."""
+    home = tempfile.mkdtemp(prefix="grader-user-")
+    try:
+        subprocess.run(["chown", "-R", f"{UNPRIVILEGED_UID}:{UNPRIVILEGED_UID}", home], check=True)
+        code = ("import json; from tests.grading_state import socket_swap_attack; "
+                f"print(json.dumps(socket_swap_attack({course.RUNTIME_DIR!r})))")
+        command = ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+                   sys.executable, "-c", code]
+        env = {"PATH": os.environ["PATH"], "HOME": home, "PYTHONPATH": course.REPO, "TMPDIR": home}
+        done = subprocess.run(with_python_reachable(command), cwd=home, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        connections, text = json.loads(done.stdout.strip().splitlines()[-1])
+        assert text.count("swapped") == 5 and connections == 0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- Time limits, captures in total, old command names ----------------------------------
+
+
+def test_time_limits_follow_the_measured_reference_run():
+    from grader import limits
+    assert limits.derived_limits(7.0, 3.0) == {"cell_seconds": 30, "notebook_seconds": 60}  # the floors
+    assert limits.derived_limits(100, 50) == {"cell_seconds": 200, "notebook_seconds": 400}
+    with open(limits.limits_file("attention")) as f:
+        recorded = json.load(f)
+    reference = recorded["reference"]
+    assert {k: recorded[k] for k in ("cell_seconds", "notebook_seconds")} == limits.derived_limits(
+        reference["notebook_seconds"], reference["slowest_cell_seconds"], recorded["multiple"])
+    assigned = limits.assignment_limits("attention")
+    assert (assigned.cell_seconds, assigned.notebook_seconds) == (recorded["cell_seconds"],
+                                                                  recorded["notebook_seconds"])
+    # An idle or looping attention notebook holds a worker for a minute or two, not 15.
+    assert assigned.notebook_seconds <= 180 < sandbox.Limits().notebook_seconds
+    assert limits.assignment_limits("no_such_assignment") == sandbox.Limits()
+
+
+def test_a_notebooks_captures_are_read_up_to_their_total(tmp_path):
+    from grader.submission import read_captures
+    names = [f"attention.case{i}.npz" for i in range(12)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"\0" * (10 * MiB))
+    (captures, unread), _, peak = measured(read_captures, str(tmp_path), names, 64 * MiB)
+    assert sum(len(data) for data in captures.values()) <= 64 * MiB
+    assert len(captures) == 6 and unread == names[6:]
+    assert peak < 70 * MiB  # was 12 x 64 MiB per notebook, in the worker and again in the grader
+
+
+def test_release_is_an_old_name_for_generate(tmp_path, capsys):
+    main(["setup", str(tmp_path / "course")])
+    capsys.readouterr()
+    main(["release", str(tmp_path / "course"), "attention"])
+    out, err = capsys.readouterr()
+    assert "now `python -m grader generate`" in err
+    assert os.path.isfile(os.path.join(out.strip(), "attention.ipynb"))
