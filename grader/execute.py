@@ -247,7 +247,7 @@ async def _run_cells(client, nb, limits, execution, kernel_kwargs, shared_dirs):
         await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs)
     finally:  # whatever happened, no sandbox outlives its notebook
         quota.cancel()
-        if client.km.has_kernel:
+        if client.km is not None and client.km.has_kernel:  # nbclient drops km when the client fails
             await client.km.shutdown_kernel(now=True)
 
 

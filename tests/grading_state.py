@@ -1,7 +1,9 @@
 """Courses to grade, what a graded course ended with, and which processes are running: for comparing grading runs."""
 
+import contextlib
 import json
 import os
+import threading
 
 import nbformat
 from nbgrader.api import SubmittedAssignment
@@ -107,13 +109,31 @@ def socket_swap_attack(sources_dir):
     the notebook's printed text)."""
     import socket
     import tempfile
-    import threading
 
     from grader import execute, sandbox
 
     host_socket = os.path.join(tempfile.mkdtemp(), "host-service.sock")
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(host_socket)
+    swap = ("import os\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
+            "for key in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'):\n"
+            "    path = f'{app.ip}-{getattr(app, key)}'\n    try:\n        os.unlink(path)\n"
+            f"        os.symlink({host_socket!r}, path)\n        print('swapped')\n"
+            "    except OSError as e:\n        print('blocked', type(e).__name__)\n"
+            "import sys, time\nsys.stdout.flush(); time.sleep(1)\nos._exit(0)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(swap), nbformat.v4.new_code_cell("print(1)")])
+    capture_dir = tempfile.mkdtemp()
+    if os.geteuid() == 0:
+        os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
+    support = {name: os.path.join(sources_dir, name) for name in course.runtime_files(["attention.split_heads"])}
+    with accepting(listener) as connections:
+        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=0)
+    return len(connections), "".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs)
+
+
+@contextlib.contextmanager
+def accepting(listener):
+    """Accept every connection to the bound socket `listener` in a thread; yields the list of them."""
     listener.listen(8)
     listener.settimeout(0.2)
     connections, stop = [], threading.Event()
@@ -126,19 +146,9 @@ def socket_swap_attack(sources_dir):
                 pass
     watcher = threading.Thread(target=accept)
     watcher.start()
-    swap = ("import os\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
-            "for key in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'):\n"
-            "    path = f'{app.ip}-{getattr(app, key)}'\n    try:\n        os.unlink(path)\n"
-            f"        os.symlink({host_socket!r}, path)\n        print('swapped')\n"
-            "    except OSError as e:\n        print('blocked', type(e).__name__)\n"
-            "import sys, time\nsys.stdout.flush(); time.sleep(1)\nos._exit(0)")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(swap), nbformat.v4.new_code_cell("print(1)")])
-    capture_dir = tempfile.mkdtemp()
-    if os.geteuid() == 0:
-        os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
-    support = {name: os.path.join(sources_dir, name) for name in course.runtime_files(["attention.split_heads"])}
-    execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=0)
-    stop.set()
-    watcher.join()
-    listener.close()
-    return len(connections), "".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs)
+    try:
+        yield connections
+    finally:
+        stop.set()
+        watcher.join()
+        listener.close()

@@ -272,7 +272,7 @@ def fill(folder, chunk=b"0" * 2**20):
 ACTIVE_HTML = '<b onmouseover="steal()">bold</b><script>fetch("/api")</script><img src=x onerror="steal()">'
 
 
-def strains(socket_path):
+def strains():
     return {
         "tmpfs_fill": [FILL + "for folder in ['/tmp', '/dev/shm', '/dev', '/scratch']:\n"
                        "    print(folder, fill(folder) // 2**20, 'MiB')"],
@@ -296,47 +296,18 @@ def strains(socket_path):
         # ipykernel turns fd 2 into outputs; its copy of the kernel's own stderr is the way out.
         "stderr_flood": ["import os, sys\nfor _ in range(300):\n"
                          "    os.write(sys.stderr._original_stdstream_copy, b'e' * 2**20)\nprint('stderr done')"],
-        # Swap every kernel socket for a link to a Unix socket of the host's, then die so that
-        # the grader's client reconnects.
-        "socket_swap": ["import os\nfrom ipykernel.kernelapp import IPKernelApp\n"
-                        "app = IPKernelApp.instance()\n"
-                        "for key in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'):\n"
-                        "    path = f'{app.ip}-{getattr(app, key)}'\n"
-                        "    try:\n"
-                        "        os.unlink(path)\n"
-                        f"        os.symlink({socket_path!r}, path)\n"
-                        "    except OSError as e:\n        print('blocked', type(e).__name__)\n"
-                        "import sys, time\nsys.stdout.flush(); time.sleep(1)\nos._exit(0)", "print('after')"],
     }
 
 
 @pytest.fixture(scope="module")
-def strained(tmp_path_factory):
+def strained():
     import concurrent.futures
     import multiprocessing
-    import socket
-    import threading
 
     from tests.grading_state import run_measured
 
-    root = tmp_path_factory.mktemp("strain")
-    host_socket = str(root / "host-service.sock")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(host_socket)
-    listener.listen(8)
-    listener.settimeout(0.2)
-    connections, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                connections.append(listener.accept())
-            except OSError:
-                pass
-    watcher = threading.Thread(target=accept)
-    watcher.start()
     support = {name: os.path.join(course.RUNTIME_DIR, name) for name in course.runtime_files([CASE])}
-    notebooks, outcomes = strains(host_socket), {}
+    notebooks, outcomes = strains(), {}
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for i, (name, sources) in enumerate(notebooks.items()):
@@ -351,17 +322,14 @@ def strained(tmp_path_factory):
                                   capture_bytes=execute_module().folder_bytes(capture_dir),
                                   text="".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs))
             shutil.rmtree(capture_dir)
-    stop.set()
-    watcher.join()
-    listener.close()
-    return outcomes, connections
+    return outcomes
 
 
 GRADER_PEAK = 400 * MiB  # a fresh grader process with nbclient and numpy is about 150 MiB
 
 
 def test_tmp_and_dev_shm_are_sized_and_dev_is_read_only(strained):
-    outcome = strained[0]["tmpfs_fill"]
+    outcome = strained["tmpfs_fill"]
     sizes = dict(line.split()[:2] for line in outcome["text"].splitlines())
     assert int(sizes["/tmp"]) <= 32 and int(sizes["/dev/shm"]) <= 32 and int(sizes["/dev"]) == 0
     assert int(sizes["/scratch"]) <= 64
@@ -369,21 +337,21 @@ def test_tmp_and_dev_shm_are_sized_and_dev_is_read_only(strained):
 
 
 def test_comm_flood_is_dropped_unread(strained):
-    outcome = strained[0]["comm_flood"]
+    outcome = strained["comm_flood"]
     assert "sent 600 MiB" in outcome["text"]
     assert outcome["grader_peak"] < GRADER_PEAK, outcome["grader_peak"] // MiB  # was 600 MiB more
     assert "widgets" not in outcome["nb"].metadata
 
 
 def test_display_updates_count_against_the_output_cap(strained):
-    outcome = strained[0]["display_flood"]
+    outcome = strained["display_flood"]
     kept = len(nbformat.writes(outcome["nb"]))
     assert kept < 2 * STRAIN_LIMITS.output_bytes, kept  # 100 outputs x 50 updates of 100 kB without the count
     assert "discarded" in outcome["text"]
 
 
 def test_active_content_never_reaches_staff(strained):
-    outputs = [o for c in strained[0]["active_output"]["nb"].cells for o in c.outputs]
+    outputs = [o for c in strained["active_output"]["nb"].cells for o in c.outputs]
     text = json.dumps(outputs)
     assert "<b>bold</b>" in text  # harmless markup is kept
     for active in ("<script", "onmouseover", "onerror", "onload", "alert(document.cookie)"):
@@ -397,7 +365,7 @@ def execute_module():
 
 
 def test_capture_folder_quota_stops_the_kernel(strained):
-    outcome = strained[0]["capture_flood"]
+    outcome = strained["capture_flood"]
     assert "wrote 800 MiB" not in outcome["text"]
     assert any("capture and kernel folders; the kernel was stopped" in e for e in outcome["execution"].events)
     written = outcome["capture_bytes"]
@@ -406,19 +374,19 @@ def test_capture_folder_quota_stops_the_kernel(strained):
 
 
 def test_stderr_streams_through_a_bounded_tail(strained):
-    outcome = strained[0]["stderr_flood"]
+    outcome = strained["stderr_flood"]
     assert "stderr done" in outcome["text"]  # no file on the host: no file size limit hit
     assert 0 < len(outcome["execution"].kernel_stderr_tail) <= 4000
     assert outcome["grader_peak"] < GRADER_PEAK
 
 
-def test_the_grader_never_connects_to_a_host_socket_the_notebook_names(strained):
-    outcome, connections = strained[0]["socket_swap"], strained[1]
-    assert connections == []
-    assert any("kernel died" in e for e in outcome["execution"].events), outcome["execution"]
-    # As root the kernel folder is locked once the kernel has started; as any user the grader
-    # connects only through its own links to the sockets, so even a successful swap reaches nothing.
-    assert outcome["text"].count("blocked PermissionError") == (5 if os.geteuid() == 0 else 0)
+def test_the_grader_never_connects_to_a_host_socket_the_notebook_names():
+    from tests.grading_state import socket_swap_attack
+    connections, text = socket_swap_attack(course.RUNTIME_DIR)
+    assert connections == 0  # 6 on main, as the client reconnected through the links
+    # As root the kernel folder is locked once the kernel has started (as any other user the swap
+    # succeeds and reaches nothing: test_a_non_root_grader_connects_only_through_its_own_links).
+    assert text.count("blocked PermissionError") == (5 if os.geteuid() == 0 else 0)
 
 
 # --- A non-root grader on a host where root graded before ------------------------------
