@@ -111,6 +111,7 @@ class CappedClient(NotebookClient):
     output_cap = 2**20
     output_seen = 0
     output_truncated = False
+    _current_cell_index = None  # where a display update that passes the cap puts its notice
 
     def _over_cap(self, size, outs):
         """Count `size` more bytes; True (after a one-time notice in `outs`) when past the cap."""
@@ -141,8 +142,6 @@ class CappedClient(NotebookClient):
     async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
         self._current_cell_index = cell_index
         return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
-
-    _current_cell_index = None
 
 
 # What of an output staff may see: no scripts, event handlers, or JavaScript outputs.
