@@ -103,7 +103,7 @@ def run_measured(sources, support_files, seed, capture_dir, limits, slot, work_d
     return execution, nb, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
-def socket_swap_attack(sources_dir):
+def socket_swap_attack(sources_dir, slot=0):
     """A notebook swaps its kernel's sockets for links to a Unix socket this process listens on,
     then dies so that the grader's client reconnects. Returns (connections the listener got,
     the notebook's printed text)."""
@@ -124,10 +124,10 @@ def socket_swap_attack(sources_dir):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(swap), nbformat.v4.new_code_cell("print(1)")])
     capture_dir = tempfile.mkdtemp()
     if os.geteuid() == 0:
-        os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
+        os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
     support = {name: os.path.join(sources_dir, name) for name in course.runtime_files(["attention.split_heads"])}
     with accepting(listener) as connections:
-        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=0)
+        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=slot)
     return len(connections), "".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs)
 
 

@@ -255,6 +255,7 @@ def test_a_run_that_grades_nobody_exits_non_zero(faulty_class):
 # --- Notebooks that strain the grader's side, run in the sandbox ------------------------
 
 MiB = 2**20
+STRAIN_SLOT = 200
 STRAIN_LIMITS = sandbox.Limits(memory_bytes=2 * 2**30, cpu_seconds=120, processes=64, file_bytes=64 * MiB,
                                scratch_bytes=64 * MiB, tmp_bytes=32 * MiB, capture_bytes=16 * MiB,
                                output_bytes=100_000, cell_seconds=60, notebook_seconds=120)
@@ -310,12 +311,15 @@ def strained():
     notebooks, outcomes = strains(), {}
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
+        # Slots (sandbox uids) of their own: other test runs on this host use the first ones,
+        # and a fork bomb there must not starve these kernels of processes.
         for i, (name, sources) in enumerate(notebooks.items()):
             capture_dir = tempfile.mkdtemp(prefix=f"grader-test-capture-{name}-")  # the sandbox user reaches it
+            slot = STRAIN_SLOT + i % 2
             if os.geteuid() == 0:
-                os.chown(capture_dir, sandbox.sandbox_uid(i % 2), sandbox.sandbox_uid(i % 2))
+                os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
             futures[name] = (capture_dir, pool.submit(run_measured, sources, support, SEED, capture_dir,
-                                                      STRAIN_LIMITS, i % 2))
+                                                      STRAIN_LIMITS, slot))
         for name, (capture_dir, future) in futures.items():
             execution, nb, grader_peak, sandbox_peak = future.result()
             outcomes[name] = dict(execution=execution, nb=nb, grader_peak=grader_peak, sandbox_peak=sandbox_peak,
@@ -334,6 +338,8 @@ def test_tmp_and_dev_shm_are_sized_and_dev_is_read_only(strained):
     assert int(sizes["/tmp"]) <= 32 and int(sizes["/dev/shm"]) <= 32 and int(sizes["/dev"]) == 0
     assert int(sizes["/scratch"]) <= 64
     assert outcome["grader_peak"] < GRADER_PEAK
+    # tmpfs pages are not resident memory of any process: the sizes above are what bounds them
+    assert outcome["sandbox_peak"] < STRAIN_LIMITS.memory_bytes - 2 * STRAIN_LIMITS.tmp_bytes
 
 
 def test_comm_flood_is_dropped_unread(strained):
@@ -367,7 +373,8 @@ def execute_module():
 def test_capture_folder_quota_stops_the_kernel(strained):
     outcome = strained["capture_flood"]
     assert "wrote 800 MiB" not in outcome["text"]
-    assert any("capture and kernel folders; the kernel was stopped" in e for e in outcome["execution"].events)
+    assert any("capture and kernel folders; the kernel was stopped" in e for e in outcome["execution"].events), \
+        outcome["execution"]
     written = outcome["capture_bytes"]
     # The quota is checked every 0.2 s: what the kernel writes in that time passes it.
     assert written < STRAIN_LIMITS.capture_bytes + 160 * MiB, written // MiB
@@ -375,14 +382,14 @@ def test_capture_folder_quota_stops_the_kernel(strained):
 
 def test_stderr_streams_through_a_bounded_tail(strained):
     outcome = strained["stderr_flood"]
-    assert "stderr done" in outcome["text"]  # no file on the host: no file size limit hit
+    assert "stderr done" in outcome["text"], outcome["execution"]  # no file on the host: no size limit hit
     assert 0 < len(outcome["execution"].kernel_stderr_tail) <= 4000
     assert outcome["grader_peak"] < GRADER_PEAK
 
 
 def test_the_grader_never_connects_to_a_host_socket_the_notebook_names():
     from tests.grading_state import socket_swap_attack
-    connections, text = socket_swap_attack(course.RUNTIME_DIR)
+    connections, text = socket_swap_attack(course.RUNTIME_DIR, slot=STRAIN_SLOT + 2)
     assert connections == 0  # 6 on main, as the client reconnected through the links
     # As root the kernel folder is locked once the kernel has started (as any other user the swap
     # succeeds and reaches nothing: test_a_non_root_grader_connects_only_through_its_own_links).
