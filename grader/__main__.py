@@ -1,10 +1,14 @@
-"""python -m grader setup|release|collect|autograde|feedback|export COURSE ..."""
+"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ASSIGNMENT, or check|new-assignment|measure ASSIGNMENT"""
 
 import argparse
+import json
+import os
 import sys
 
+from nbgrader.api import MissingEntry
+
 from cluster import executor as cluster_executor
-from grader import course, sandbox
+from grader import course, limits, sandbox
 
 
 def main(argv=None):
@@ -15,7 +19,8 @@ def main(argv=None):
     setup.add_argument("--course-id", default="lm-course")
     setup.add_argument("--gradebook-url", help="SQLAlchemy URL of the gradebook, e.g. "
                        "postgresql://grader@db.example.org/course (default: SQLite in the course)")
-    for name, text in (("release", "generate the student version (nbgrader generate_assignment)"),
+    for name, text in (("generate", "generate the student version (nbgrader generate_assignment)"),
+                       ("release", "old name of generate (it is not nbgrader's release_assignment)"),
                        ("feedback", "write per-student HTML feedback"),
                        ("export", "write nbgrader's CSV and Gradescope results.json files")):
         command = commands.add_parser(name, help=text)
@@ -48,12 +53,41 @@ def main(argv=None):
     new = commands.add_parser("new-assignment", help="create assignments/NAME/ from a skeleton "
                               "(or under $GRADER_ASSIGNMENTS)")
     new.add_argument("name")
+    measure = commands.add_parser("measure", help="time the assignment's solution in the sandbox and "
+                                  "record its time limits in assignments/ASSIGNMENT/grading.json")
+    measure.add_argument("assignment")
+    measure.add_argument("--multiple", type=float, default=limits.MULTIPLE,
+                         help="limits = this many times the reference run (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.command == "measure":
+        print(json.dumps(limits.measure(args.assignment, args.multiple), indent=1))
+        return
+    if args.command == "check":
+        from grader import check
+        try:
+            wrong = check.check(args.assignments)
+        except (KeyError, FileNotFoundError) as error:
+            sys.exit(f"error: {error.args[0]}")
+        if wrong:
+            sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
+                     f"{', '.join(wrong)}")
+        return
+    if args.command == "new-assignment":
+        from grader import scaffold
+        try:
+            print(scaffold.new_assignment(args.name))
+        except (ValueError, FileExistsError) as error:
+            sys.exit(f"error: {error}")
+        return
+    args.course = os.path.abspath(args.course)  # relative and absolute paths alike
 
     if args.command == "setup":
         print(course.setup(args.course, args.course_id, gradebook_url=args.gradebook_url))
-    elif args.command == "release":
-        print(course.release(args.course, args.assignment))
+    elif args.command in ("generate", "release"):
+        if args.command == "release":
+            print("warning: `python -m grader release` is now `python -m grader generate` (nbgrader's "
+                  "generate_assignment); the old name will go", file=sys.stderr)
+        print(course.generate(args.course, args.assignment))
     elif args.command == "collect":
         if (args.inbox is None) == (args.zip is None):
             parser.error("collect takes either INBOX or --zip ARCHIVE")
@@ -72,31 +106,38 @@ def main(argv=None):
         print("\n".join(students))
     elif args.command == "autograde":
         try:
-            course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
-                             unsafe=args.unsafe_no_sandbox, executor=args.executor,
-                             ray_address=args.ray_address)
+            run = course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
+                                   unsafe=args.unsafe_no_sandbox, executor=args.executor,
+                                   ray_address=args.ray_address)
         except sandbox.SandboxUnavailable as error:
             sys.exit(f"error: {error}")
-        print(course.grade_table(args.course, args.assignment))
+        except MissingEntry:
+            sys.exit(f"error: {args.assignment} is not in the gradebook of {args.course}; generate it "
+                     f"first: python -m grader generate {args.course} {args.assignment}")
+        print(course.grade_table(args.course, args.assignment, run.not_graded))
+        failure = autograde_failure(run, args.course, args.assignment)
+        if failure:
+            sys.exit(failure)
     elif args.command == "feedback":
         print("\n".join(course.feedback(args.course, args.assignment)))
     elif args.command == "export":
-        print(course.export(args.course, args.assignment))
-    elif args.command == "check":
-        from grader import check
         try:
-            wrong = check.check(args.assignments)
-        except (KeyError, FileNotFoundError) as error:
-            sys.exit(f"error: {error.args[0]}")
-        if wrong:
-            sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
-                     f"{', '.join(wrong)}")
-    elif args.command == "new-assignment":
-        from grader import scaffold
-        try:
-            print(scaffold.new_assignment(args.name))
-        except (ValueError, FileExistsError) as error:
+            print(course.export(args.course, args.assignment))
+        except course.NotGradedError as error:
             sys.exit(f"error: {error}")
+
+
+def autograde_failure(run, course_dir, assignment):
+    """None when every submission was graded; else the message a non-zero exit carries."""
+    if run.not_graded:
+        lines = [f"  {student}: {reason}" for student, reason in sorted(run.not_graded.items())]
+        return (f"error: {len(run.not_graded)} of {len(run.not_graded) + len(run.results)} submissions "
+                "were not graded (nothing was recorded for them):\n" + "\n".join(lines) +
+                "\nFix the cause and run autograde again; graded students are skipped.")
+    if not run.results:
+        return (f"error: no submissions of {assignment} in {course_dir}/submitted/<student>/{assignment}/; "
+                "collect them first (python -m grader collect)")
+    return None
 
 
 if __name__ == "__main__":

@@ -8,16 +8,20 @@ import asyncio
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
+import bleach
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from traitlets import Bool, Dict
+from traitlets import Bool, Dict, Unicode
 
 from grader import sandbox
 
@@ -31,13 +35,23 @@ class Execution:
     events: list = field(default_factory=list)
     seconds: float = 0.0
     kernel_stderr_tail: str = ""
+    cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
 
 
 class SandboxedKernelManager(AsyncKernelManager):
-    """Starts the kernel through the sandbox launcher; sockets are Unix sockets (no network)."""
+    """Starts the kernel through the sandbox launcher; sockets are Unix sockets (no network).
+
+    The kernel binds its sockets in a folder it shares with the host (it must
+    create them), where, once it runs student code, it could swap them for
+    links to any Unix socket on the host. So, before any student code runs,
+    each socket is hard-linked into `private_dir`, a folder the sandbox cannot
+    reach, and the grader's every connection (and reconnection) goes there.
+    """
 
     sandbox_spec = Dict()
     unsafe = Bool(False)
+    private_dir = Unicode("")
+    _linked = False
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
@@ -47,24 +61,176 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.chown(self.connection_file, self.sandbox_spec["uid"], self.sandbox_spec["uid"])
         return sandbox.launcher_command(self.sandbox_spec, cmd)
 
+    def _make_url(self, channel):
+        if not self.private_dir:
+            return super()._make_url(channel)
+        return f"ipc://{os.path.join(self.private_dir, 'kernel')}-{getattr(self, channel + '_port')}"
+
+    def client(self, **kwargs):
+        self._link_sockets()
+        if self.private_dir:
+            kwargs["ip"] = os.path.join(self.private_dir, "kernel")
+        return super().client(**kwargs)
+
+    def _connect_control_socket(self):
+        self._link_sockets()
+        super()._connect_control_socket()
+
+    def _link_sockets(self, timeout=120):
+        """Wait for the kernel's sockets, then link them into `private_dir` (regular sockets only)."""
+        if not self.private_dir or self._linked:
+            return
+        deadline = time.monotonic() + timeout
+        for channel in ("shell", "iopub", "stdin", "control", "hb"):
+            port = getattr(self, channel + "_port")
+            path = f"{self.ip}-{port}"
+            while not os.path.lexists(path):
+                process = getattr(self.provisioner, "process", None)
+                if time.monotonic() > deadline or (process is not None and process.poll() is not None):
+                    raise RuntimeError(f"the kernel did not open its {channel} socket")
+                time.sleep(0.05)
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise RuntimeError(f"the kernel's {channel} socket is not a socket")
+            os.link(path, os.path.join(self.private_dir, f"kernel-{port}"), follow_symlinks=False)
+        self._linked = True
+        if os.geteuid() == 0:  # the kernel folder is root's again: the sandbox can add nothing to it
+            os.chown(self.connection_file, 0, 0)
+            os.chown(os.path.dirname(self.connection_file), 0, 0)
+            os.chmod(os.path.dirname(self.connection_file), 0o755)
+
 
 class CappedClient(NotebookClient):
-    """nbclient that keeps at most `output_cap` bytes of outputs for the whole notebook."""
+    """nbclient that keeps at most `output_cap` bytes of outputs for the whole notebook.
+
+    Every byte an output message would add to the notebook counts, including
+    display updates (`update_display_data`, or a `display_id` shown again),
+    which rewrite every earlier output with that id. Comm messages (widget
+    state and binary buffers) are dropped unread: no widget is needed to grade.
+    """
 
     output_cap = 2**20
+    output_seen = 0
+    output_truncated = False
+    _current_cell_index = None  # where a display update that passes the cap puts its notice
+
+    def _over_cap(self, size, outs):
+        """Count `size` more bytes; True (after a one-time notice in `outs`) when past the cap."""
+        self.output_seen += size
+        if self.output_seen <= self.output_cap:
+            return False
+        if not self.output_truncated:
+            self.output_truncated = True
+            outs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text=f"[grader: output beyond {self.output_cap} bytes discarded]\n"))
+        return True
 
     def output(self, outs, msg, display_id, cell_index):
-        self.output_seen = getattr(self, "output_seen", 0) + len(json.dumps(msg["content"]))
-        if self.output_seen > self.output_cap:
-            if not getattr(self, "output_truncated", False):
-                self.output_truncated = True
-                notice = nbformat.v4.new_output(
-                    "stream", name="stderr",
-                    text=f"[grader: output beyond {self.output_cap} bytes discarded]\n")
-                outs.append(notice)
-                return notice
+        if self._over_cap(len(json.dumps(msg["content"])), outs):
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id, msg):
+        shown = sum(len(indices) for indices in self._display_id_map.get(display_id, {}).values())
+        outs = self.nb.cells[self._current_cell_index].outputs if self._current_cell_index is not None else []
+        if shown and self._over_cap(shown * len(json.dumps(msg["content"].get("data", {}))), outs):
+            return
+        super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        return None
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        self._current_cell_index = cell_index
+        return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
+
+# What of an output staff may see: no scripts, event handlers, or JavaScript outputs.
+KEPT_MIME_TYPES = {"text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg",
+                   "image/gif", "application/json"}
+HTML_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "h1", "h2", "h3", "h4",
+             "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table",
+             "tbody", "td", "tfoot", "th", "thead", "tr", "ul"}
+HTML_ATTRIBUTES = {"*": ["class", "title", "align"], "a": ["href"], "img": ["src", "alt", "width", "height"],
+                   "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"], "table": ["border"]}
+
+
+def sanitise_outputs(nb):
+    """Make the executed notebook's outputs inert before anyone opens them.
+
+    HTML and Markdown go through bleach's allow-list (scripts, styles, forms,
+    iframes and every on* handler removed; links only to http(s) and
+    mailto); other rich types than KEPT_MIME_TYPES
+    (application/javascript, SVG, widget views, ...) are dropped.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data is None:
+                continue
+            dropped = sorted(set(data) - KEPT_MIME_TYPES)
+            for mime in dropped:
+                del data[mime]
+            for mime in ("text/html", "text/markdown"):
+                if mime in data:
+                    text = data[mime] if isinstance(data[mime], str) else "".join(data[mime])
+                    data[mime] = bleach.clean(text, tags=HTML_TAGS, attributes=HTML_ATTRIBUTES,
+                                              protocols={"http", "https", "mailto"}, strip=True)
+            if dropped and not data:
+                data["text/plain"] = f"[grader: {', '.join(dropped)} output removed]"
+
+
+class StreamTail:
+    """A pipe for the kernel's stderr, read to its end in a thread that keeps only its last
+    `size` bytes: nothing is written to the host's disk, and memory stays bounded."""
+
+    def __init__(self, size=STDERR_TAIL_BYTES):
+        self.size, self.tail = size, b""
+        self.read_end, self.write_end = os.pipe()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self):
+        while chunk := os.read(self.read_end, 2**16):
+            self.tail = (self.tail + chunk)[-self.size:]
+        os.close(self.read_end)
+
+    def close(self):
+        """The last bytes, once every writer (this process, the kernel) has closed the pipe."""
+        os.close(self.write_end)
+        self.thread.join(timeout=10)
+        return self.tail.decode(errors="replace")
+
+
+SHARED_FOLDER_POLL_SECONDS = 0.2
+SHARED_FOLDER_MAX_ENTRIES = 1000
+
+
+def folder_bytes(directory):
+    """Bytes held by the files under `directory` (links not followed); inf past too many entries."""
+    total, entries = 0, 0
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            entries += 1
+            if entries > SHARED_FOLDER_MAX_ENTRIES:
+                return float("inf")
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+async def _enforce_quota(km, directories, quota, execution):
+    """Kill the kernel as soon as the folders it shares with the host hold more than `quota` bytes."""
+    while True:
+        await asyncio.sleep(SHARED_FOLDER_POLL_SECONDS)
+        used = sum(folder_bytes(d) for d in directories)
+        if used > quota:
+            execution.events.append(
+                f"the notebook wrote more than {quota // 2**20} MiB (or {SHARED_FOLDER_MAX_ENTRIES} files) "
+                "into its capture and kernel folders; the kernel was stopped")
+            await km.signal_kernel(signal.SIGKILL)
+            return
 
 
 def _owned_dir(prefix, uid, work_dir):
@@ -74,11 +240,13 @@ def _owned_dir(prefix, uid, work_dir):
     return path
 
 
-async def _run_cells(client, nb, limits, execution, kernel_kwargs):
+async def _run_cells(client, nb, limits, execution, kernel_kwargs, shared_dirs):
+    quota = asyncio.create_task(_enforce_quota(client.km, shared_dirs, limits.capture_bytes, execution))
     try:
         await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs)
     finally:  # whatever happened, no sandbox outlives its notebook
-        if client.km.has_kernel:
+        quota.cancel()
+        if client.km is not None and client.km.has_kernel:  # nbclient drops km when the client fails
             await client.km.shutdown_kernel(now=True)
 
 
@@ -96,7 +264,9 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
                 return
             client.timeout = int(min(limits.cell_seconds, remaining))
             try:
+                cell_started = time.monotonic()
                 await client.async_execute_cell(cell, index)
+                execution.cell_seconds[index] = round(time.monotonic() - cell_started, 2)
             except CellTimeoutError:
                 execution.events.append(
                     f"cell {index} ran longer than {client.timeout} s and was stopped; "
@@ -119,10 +289,9 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     """
     uid = sandbox.sandbox_uid(slot)
     runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
-    scratch = None
+    scratch = private_dir = None
     execution = Execution()
     started = time.monotonic()
-    stderr_path = os.path.join(tempfile.mkdtemp(prefix="grader-stderr-", dir=work_dir), "kernel.stderr")
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
                                 connection_file=os.path.join(runtime_dir, "kernel.json"),
                                 unsafe=unsafe)
@@ -137,23 +306,22 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
         km.sandbox_spec = dict(runtime_dir=runtime_dir, capture_dir=capture_dir,
                                support_files=support_files, env=env,
                                limits=asdict(limits), uid=uid)
+        km.private_dir = private_dir = tempfile.mkdtemp(prefix="grader-sockets-", dir=work_dir)
         kernel_kwargs = {}
     client = CappedClient(nb, km=km, kernel_name="python3", allow_errors=True,
                           shutdown_kernel="immediate", startup_timeout=120,
                           record_timing=False)
     client.output_cap = limits.output_bytes
-    with open(stderr_path, "wb") as stderr:
-        kernel_kwargs.update(stdout=subprocess.DEVNULL, stderr=stderr)
-        try:
-            asyncio.run(_run_cells(client, nb, limits, execution, kernel_kwargs))
-        except Exception as error:  # a kernel that never started, a protocol error, ...
-            execution.events.append(f"the notebook could not be run: {type(error).__name__}: {error}")
-    with open(stderr_path, "rb") as stderr:
-        stderr.seek(max(0, os.path.getsize(stderr_path) - STDERR_TAIL_BYTES))
-        execution.kernel_stderr_tail = stderr.read().decode(errors="replace")
-    shutil.rmtree(os.path.dirname(stderr_path), ignore_errors=True)
-    shutil.rmtree(runtime_dir, ignore_errors=True)
-    if scratch:
-        shutil.rmtree(scratch, ignore_errors=True)
+    stderr = StreamTail()
+    kernel_kwargs.update(stdout=subprocess.DEVNULL, stderr=stderr.write_end)
+    try:
+        asyncio.run(_run_cells(client, nb, limits, execution, kernel_kwargs, [runtime_dir, capture_dir]))
+    except Exception as error:  # a kernel that never started, a protocol error, ...
+        execution.events.append(f"the notebook could not be run: {type(error).__name__}: {error}")
+    execution.kernel_stderr_tail = stderr.close()
+    for directory in (runtime_dir, private_dir, scratch):
+        if directory:
+            shutil.rmtree(directory, ignore_errors=True)
+    sanitise_outputs(nb)
     execution.seconds = round(time.monotonic() - started, 2)
     return execution

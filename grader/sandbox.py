@@ -33,6 +33,7 @@ CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 SCRATCH = "/scratch"
 CAPTURE = "/capture"
 MAX_CAPTURE_BYTES = 64 * 2**20  # one capture file; larger ones are rejected
+MAX_CAPTURE_MEMBERS = 64  # arrays in one capture file (a case records a few calls' outputs)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -43,14 +44,24 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """Per-notebook limits, sized so a small Keras training loop fits on a laptop CPU."""
 
-    memory_bytes: int = 6 * 2**30       # RLIMIT_DATA: heap and anonymous maps
+    memory_bytes: int = 6 * 2**30       # per process: RLIMIT_DATA (heap, anonymous maps) + the tmpfs below
     cpu_seconds: int = 900              # RLIMIT_CPU, all threads together
     processes: int = 256                # RLIMIT_NPROC for the sandbox user (threads count)
     file_bytes: int = 256 * 2**20       # RLIMIT_FSIZE: largest file it may write
     scratch_bytes: int = 512 * 2**20    # size of the tmpfs working directory
+    tmp_bytes: int = 256 * 2**20        # size of each of the private tmpfs /tmp and /dev/shm
+    capture_bytes: int = 64 * 2**20     # the capture and kernel folders (shared with the host) together
     output_bytes: int = 2 * 2**20       # notebook outputs kept, all cells together
     cell_seconds: int = 300             # wall clock per cell
     notebook_seconds: int = 900         # wall clock per notebook
+
+    def data_bytes(self):
+        """RLIMIT_DATA: the memory budget less the tmpfs the sandbox can fill (they are memory too)."""
+        data = self.memory_bytes - self.scratch_bytes - 2 * self.tmp_bytes
+        if data < 2**28:
+            raise ValueError(f"memory_bytes {self.memory_bytes} leaves under 256 MiB beside the "
+                             "sandbox's tmpfs (scratch_bytes + 2 x tmp_bytes); raise it or shrink those")
+        return data
 
 
 def open_untrusted(path):
@@ -92,6 +103,27 @@ def symlinked_roots():
 _HELD_SLOT = []
 
 
+def slot_directory():
+    """The folder of this machine's slot lock files, checked for use by this user.
+
+    Root's graders share one per uid range (their sandboxes run as the slots'
+    uids); any other user's sandboxes run as that user, so each user has a
+    folder of their own and never meets root's (mode 0700) one.
+    """
+    name = f"grader-slots-{SANDBOX_UID_BASE}" + ("" if os.geteuid() == 0 else f"-uid{os.geteuid()}")
+    directory = os.path.join(tempfile.gettempdir(), name)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+            raise PermissionError(f"[Errno 13] Permission denied: {directory!r}")
+    except OSError as error:
+        raise SandboxUnavailable(
+            f"the sandbox slot folder {directory} cannot be used by this user ({error}); another "
+            "user made it. Remove it, or set GRADER_SANDBOX_UID_BASE to another number (its name "
+            "follows it; as root, a uid range of its own) or TMPDIR to a folder of your own.") from None
+    return directory
+
+
 def claim_slot(max_slots=1024):
     """This process's worker slot: the lowest one that no live process on this machine holds.
 
@@ -100,8 +132,7 @@ def claim_slot(max_slots=1024):
     share a sandbox uid, whose process limit they would otherwise share.
     """
     if not _HELD_SLOT:
-        directory = os.path.join(tempfile.gettempdir(), f"grader-slots-{SANDBOX_UID_BASE}")
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        directory = slot_directory()
         for slot in range(max_slots):
             handle = open(os.path.join(directory, f"{slot}.lock"), "w")
             try:
@@ -128,13 +159,14 @@ def bwrap_args(*, runtime_dir, capture_dir, support_files, env, limits, sources)
     # The private /tmp first: the read-only binds then land on top of it, so a
     # Python environment that lives under /tmp (a clone in /tmp) stays visible.
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--hostname", "sandbox", "--clearenv", "--tmpfs", "/tmp"]
+            "--hostname", "sandbox", "--clearenv", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp"]
     for path in system_binds():
         args += ["--ro-bind", sources.get(path, path), path]
     for link, target in symlinked_roots().items():
         args += ["--symlink", target, link]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
+    # bwrap's /dev is a tmpfs of half the host's memory: only the sized /dev/shm stays writable.
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
+             "--remount-ro", "/dev", "--size", str(limits.scratch_bytes), "--tmpfs", SCRATCH,
              "--bind", runtime_dir, runtime_dir, "--bind", capture_dir, CAPTURE]
     for name, path in support_files.items():
         args += ["--ro-bind", sources.get(path, path), f"{SCRATCH}/{name}"]
@@ -206,7 +238,7 @@ def exec_sandboxed(spec, command):
     args = bwrap_args(runtime_dir=spec["runtime_dir"], capture_dir=spec["capture_dir"],
                       support_files=spec["support_files"], env=spec["env"], limits=limits,
                       sources=sources)
-    for rlimit, value in ((resource.RLIMIT_DATA, limits.memory_bytes),
+    for rlimit, value in ((resource.RLIMIT_DATA, limits.data_bytes()),
                           (resource.RLIMIT_CPU, limits.cpu_seconds),
                           (resource.RLIMIT_NPROC, limits.processes),
                           (resource.RLIMIT_FSIZE, limits.file_bytes),
@@ -220,6 +252,7 @@ def exec_sandboxed(spec, command):
 
 def check_available():
     """Raise SandboxUnavailable (saying what to install or enable) unless bwrap runs here."""
+    slot_directory()
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed. Install it (Debian/Ubuntu: "

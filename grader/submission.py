@@ -8,17 +8,54 @@ atomically (main process; the result file marks the work as done).
 
 import contextlib
 import copy
+import importlib.resources
 import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field, replace
 
+import jsonschema
 import nbformat
 
 from grader import execute, sandbox
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 RESULT_FILE = "grader_result.json"
+
+
+@dataclass
+class PreparedNotebook:
+    """One notebook after the main-process stage: what the student reads, and what the sandbox runs."""
+
+    problems: list                     # messages for the student
+    source: str | None = None          # the notebook with its trusted cells restored; None: unreadable
+    seed: int | None = None            # the secret seed its captures are drawn from
+    capture_files: list = field(default_factory=list)  # the only capture names the grader reads
+
+
+@dataclass
+class NotebookRun:
+    """What the sandbox gave back for one notebook (plain data, from a local worker or a Ray node)."""
+
+    events: list = field(default_factory=list)
+    seconds: float = 0.0
+    executed: str | None = None        # the executed notebook, outputs sanitised and capped
+    captures: dict = field(default_factory=dict)  # {capture file name: bytes}
+
+
+@dataclass
+class GradingJob:
+    """One student's submission of one assignment, as it passes between the stages."""
+
+    student: str
+    assignment: str
+    submitted_dir: str
+    autograded_dir: str
+    notebooks: list                    # [{"name", "trusted_cells", "graded_cells"}], from the gradebook
+    limits: sandbox.Limits
+    unsafe: bool = False
+    prepared: dict = field(default_factory=dict)  # {notebook name: PreparedNotebook}
 
 
 def read_submission(path):
@@ -46,6 +83,38 @@ def read_submission(path):
     return nb, problems
 
 
+def _nbgrader_schema():
+    """nbgrader's own cell-metadata schema (v3), for the types of its fields only.
+
+    Its required keys and its ban on extra keys are left out: a cell that
+    omits a field, or carries an old extension's extra one, is still read
+    the way nbgrader reads it; a field of the wrong type (a list as grade_id,
+    `null` as the whole metadata, points as a string) is not.
+    """
+    schema = json.loads(importlib.resources.files("nbgrader.nbgraderformat").joinpath("v3.json").read_text())
+    return {"type": "object", "properties": {key: {k: v for k, v in field.items() if k != "default"}
+                                             for key, field in schema["properties"].items()}}
+
+
+NBGRADER_METADATA = jsonschema.Draft4Validator(_nbgrader_schema())
+
+
+def drop_malformed_metadata(nb):
+    """Remove `nbgrader` cell metadata that does not fit nbgrader's schema (the
+    cell then runs as ordinary code); returns messages for the student."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if "nbgrader" not in cell.metadata:
+            continue
+        error = next(iter(NBGRADER_METADATA.iter_errors(cell.metadata["nbgrader"])), None)
+        if error is not None:
+            where = "/".join(str(p) for p in error.path) or "the whole entry"
+            problems.append(f"cell {index}'s nbgrader metadata is malformed ({where}: {error.message[:120]}); "
+                            "it was removed and the cell runs as ordinary code")
+            del cell.metadata["nbgrader"]
+    return problems
+
+
 def restore_trusted_cells(nb, trusted_cells):
     """Put back every locked cell (source and nbgrader metadata) as released.
 
@@ -54,7 +123,7 @@ def restore_trusted_cells(nb, trusted_cells):
     duplicates of a locked cell dropped, deleted ones re-inserted just before the
     next locked cell (after the student's solution). Returns messages for the student.
     """
-    problems = []
+    problems = drop_malformed_metadata(nb)
     trusted = {cell["name"]: cell for cell in trusted_cells}
     kept, seen = [], set()
     for cell in nb.cells:
@@ -153,18 +222,18 @@ def prepare_submission(job):
     from grader.verdicts import cases_in
 
     prepared = {}
-    for notebook in job["notebooks"]:
+    for notebook in job.notebooks:
         name = notebook["name"]
-        nb, problems = read_submission(os.path.join(job["submitted_dir"], name + ".ipynb"))
-        entry = {"problems": problems, "source": None, "seed": None, "capture_files": []}
+        nb, problems = read_submission(os.path.join(job.submitted_dir, name + ".ipynb"))
+        prepared[name] = PreparedNotebook(problems)
         if nb is not None:
             problems += restore_trusted_cells(nb, notebook["trusted_cells"])
             sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
             cases = [case for cell in notebook["graded_cells"] for case in cases_in(sources[cell["name"]])]
-            entry.update(source=nbformat.writes(nb), seed=secret_seed(cases),
-                         capture_files=[case + suffix for case in cases for suffix in (".npz", ".error.txt")])
-        prepared[name] = entry
-    return {**job, "prepared": prepared}
+            prepared[name] = PreparedNotebook(
+                problems, source=nbformat.writes(nb), seed=secret_seed(cases),
+                capture_files=[case + suffix for case in cases for suffix in (".npz", ".error.txt")])
+    return replace(job, prepared=prepared)
 
 
 _SANDBOX_CHECKED = []
@@ -179,7 +248,7 @@ def execute_submission(job, support):
     neither the reference nor Keras; `judge_submission` computes verdicts in
     the grader's main process.
     """
-    if not job["unsafe"] and not _SANDBOX_CHECKED:
+    if not job.unsafe and not _SANDBOX_CHECKED:
         # A Ray worker machine without a usable bubblewrap refuses the job
         # (the driver reports it, ungraded) rather than grading zeros.
         sandbox.check_available()
@@ -194,73 +263,79 @@ def execute_submission(job, support):
             with open(support_files[name], "wb") as f:
                 f.write(data)
             os.chmod(support_files[name], 0o644)
-        for name, prepared in job["prepared"].items():
-            run = {"events": [], "seconds": 0.0, "executed": None, "captures": {}}
-            if prepared["source"] is not None:
-                capture_dir = tempfile.mkdtemp(prefix="capture-", dir=work)
-                if os.geteuid() == 0:
-                    os.chown(capture_dir, uid, uid)
-                nb = nbformat.reads(prepared["source"], as_version=4)
-                execution = execute.run_notebook(
-                    nb, support_files=support_files, seed=prepared["seed"], capture_dir=capture_dir,
-                    limits=sandbox.Limits(**job["limits"]), slot=slot, unsafe=job["unsafe"],
-                    work_dir=work)
-                run.update(events=execution.events, seconds=execution.seconds,
-                           executed=nbformat.writes(nb),
-                           captures=read_captures(capture_dir, prepared["capture_files"]))
-            runs[name] = run
+        for name, prepared in job.prepared.items():
+            runs[name] = NotebookRun()
+            if prepared.source is None:
+                continue
+            capture_dir = tempfile.mkdtemp(prefix="capture-", dir=work)
+            if os.geteuid() == 0:
+                os.chown(capture_dir, uid, uid)
+            nb = nbformat.reads(prepared.source, as_version=4)
+            execution = execute.run_notebook(
+                nb, support_files=support_files, seed=prepared.seed, capture_dir=capture_dir,
+                limits=job.limits, slot=slot, unsafe=job.unsafe, work_dir=work)
+            captures, unread = read_captures(capture_dir, prepared.capture_files, job.limits.capture_bytes)
+            if unread:
+                execution.events.append(f"captures past {job.limits.capture_bytes // 2**20} MiB in total "
+                                        f"were not read: {', '.join(unread)}")
+            runs[name] = NotebookRun(execution.events, execution.seconds, nbformat.writes(nb), captures)
     return runs
 
 
-def read_captures(capture_dir, names):
-    """{name: bytes} of the expected capture files that are regular files (links are not followed).
+def read_captures(capture_dir, names, budget):
+    """({name: bytes}, [names not read]) of the expected capture files that are regular
+    files (links are not followed), `budget` bytes at most in all.
 
     A file over the capture size limit is cut just past it: the judge then
     rejects it as too large without the whole file crossing to the grader.
     """
-    captures = {}
+    captures, unread = {}, []
     for name in names:
         try:
             with sandbox.open_untrusted(os.path.join(capture_dir, name)) as f:
-                captures[name] = f.read(sandbox.MAX_CAPTURE_BYTES + 1)
+                size = min(os.fstat(f.fileno()).st_size, sandbox.MAX_CAPTURE_BYTES + 1)
+                if size > budget:
+                    unread.append(name)
+                    continue
+                captures[name] = f.read(size)
+                budget -= len(captures[name])
         except (OSError, ValueError):
             continue
-    return captures
+    return captures, unread
 
 
 def judge_submission(job, runs):
     """Main-process stage: judge the captures, save the result atomically (marks it done)."""
     from grader import verdicts  # imports the reference; only the main process needs it
 
-    os.makedirs(job["autograded_dir"], exist_ok=True)
-    result = {"student": job["student"], "assignment": job["assignment"], "notebooks": {}}
-    for notebook in job["notebooks"]:
+    os.makedirs(job.autograded_dir, exist_ok=True)
+    result = {"student": job.student, "assignment": job.assignment, "notebooks": {}}
+    for notebook in job.notebooks:
         name = notebook["name"]
-        prepared = job["prepared"][name]
-        run = runs[name]
+        prepared, run = job.prepared[name], runs[name]
         sources = {c["name"]: c["source"] for c in notebook["trusted_cells"]}
-        if run["executed"] is not None:
-            _write_atomic(os.path.join(job["autograded_dir"], name + ".ipynb"), run["executed"])
+        if run.executed is not None:
+            _write_atomic(os.path.join(job.autograded_dir, name + ".ipynb"), run.executed)
         with tempfile.TemporaryDirectory(prefix="grader-judge-") as capture_dir:
-            for file_name in prepared["capture_files"]:  # names the grader chose, never the sandbox
-                if file_name in run["captures"]:
+            for file_name in prepared.capture_files:  # names the grader chose, never the sandbox
+                if file_name in run.captures:
                     with open(os.path.join(capture_dir, file_name), "wb") as f:
-                        f.write(run["captures"][file_name])
-            if prepared["source"] is not None:
+                        f.write(run.captures[file_name])
+            if prepared.source is not None:
                 cells = [verdicts.judge_cell(c["name"], c["points"], sources[c["name"]],
-                                             capture_dir, prepared["seed"]).to_dict()
+                                             capture_dir, prepared.seed).to_dict()
                          for c in notebook["graded_cells"]]
             else:
                 cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
                          for c in notebook["graded_cells"]]
         result["notebooks"][name] = {
-            "problems": prepared["problems"], "events": run["events"], "seconds": run["seconds"],
+            "problems": prepared.problems, "events": run.events, "seconds": run.seconds,
             "cells": cells, "score": sum(c["score"] for c in cells),
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
     result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
-    _write_log(job["autograded_dir"], result)
-    _write_atomic(os.path.join(job["autograded_dir"], RESULT_FILE), json.dumps(result, indent=1))
+    _write_log(job.autograded_dir, result)
+    _write_atomic(os.path.join(job.autograded_dir, RESULT_FILE), json.dumps(result, indent=1))
     return result
 
 

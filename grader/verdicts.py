@@ -8,7 +8,9 @@ miss the reference are compared with those of the assignment's catalogued bugs
 feedback can name the mistake.
 """
 
+import math
 import os
+import struct
 import zipfile
 from dataclasses import asdict, dataclass
 
@@ -44,22 +46,79 @@ def cases_in(source):
     return [case_id for case_id, _ in assignments.captures_in(source)]
 
 
+# An .npz ends with the zip "end of central directory" record: signature,
+# disk numbers, entry counts, the central directory's size and offset, and a
+# comment of up to 64 KiB.
+END_OF_DIRECTORY = struct.Struct("<4s4H2LH")
+END_OF_DIRECTORY_SIGNATURE = b"PK\x05\x06"
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _zip_members(f, size):
+    """The archive's members, after checking the member count and the central
+    directory's size from the end record, before the directory is parsed."""
+    tail_size = min(size, END_OF_DIRECTORY.size + 2**16)
+    f.seek(size - tail_size)
+    tail = f.read(tail_size)
+    at = tail.rfind(END_OF_DIRECTORY_SIGNATURE)
+    if at < 0 or len(tail) - at < END_OF_DIRECTORY.size:
+        raise ValueError("not an .npz archive")
+    *_, entries, directory_bytes, _, _ = END_OF_DIRECTORY.unpack_from(tail, at)
+    if entries > sandbox.MAX_CAPTURE_MEMBERS or directory_bytes > sandbox.MAX_CAPTURE_MEMBERS * 1024:
+        raise ValueError(f"more than {sandbox.MAX_CAPTURE_MEMBERS} arrays")
+    f.seek(0)
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:
+        raise ValueError("not an .npz archive") from None
+    members = archive.infolist()
+    if len(members) > sandbox.MAX_CAPTURE_MEMBERS:
+        raise ValueError(f"more than {sandbox.MAX_CAPTURE_MEMBERS} arrays")
+    # zipfile stops each member at its declared size, so the declared total bounds what is read.
+    if sum(m.file_size for m in members) > sandbox.MAX_CAPTURE_BYTES:
+        raise ValueError(f"larger than {sandbox.MAX_CAPTURE_BYTES // 2**20} MiB")
+    for member in members:
+        if not member.filename.endswith(".npy") or "/" in member.filename or member.is_dir():
+            raise ValueError(f"member {member.filename[:60]!r} is not an array (.npy)")
+    return archive, members
+
+
+def _read_npy(member_file, member):
+    """One plain numeric array from an .npy member: its header is checked
+    against the member's declared size before anything is allocated."""
+    version = np.lib.format.read_magic(member_file)
+    if version not in NPY_HEADERS:
+        raise ValueError(f"{member.filename[:60]!r} has an unsupported .npy version {version}")
+    shape, fortran_order, dtype = NPY_HEADERS[version](member_file)
+    if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biuf":
+        raise ValueError(f"{member.filename[:60]!r} holds {dtype}, not plain numbers")
+    count = math.prod(shape)
+    if count * dtype.itemsize != member.file_size - member_file.tell():
+        raise ValueError(f"{member.filename[:60]!r} declares a shape its data does not fill")
+    data = member_file.read(count * dtype.itemsize)
+    return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran_order else "C")
+
+
 def load_capture(path):
-    """{name: array} from an untrusted .npz, or raise ValueError saying what is wrong."""
+    """{name: array} from an untrusted .npz, or raise ValueError saying what is wrong.
+
+    Nothing is trusted before it is checked: the file's size, then the zip's
+    member count and central directory size (read from its end record, before
+    the directory is parsed), then each member's name (.npy only) and declared
+    size, then each array's header against that size (object, structured and
+    string dtypes refused) before its data is read.
+    """
     try:
         with open_untrusted(path) as f:
-            too_large = ValueError(f"larger than {sandbox.MAX_CAPTURE_BYTES // 2**20} MiB")
-            if os.fstat(f.fileno()).st_size > sandbox.MAX_CAPTURE_BYTES:
-                raise too_large
-            try:
-                members = zipfile.ZipFile(f).infolist()
-            except zipfile.BadZipFile:
-                raise ValueError("not an .npz archive") from None
-            if sum(m.file_size for m in members) > sandbox.MAX_CAPTURE_BYTES:
-                raise too_large
-            f.seek(0)
-            with np.load(f, allow_pickle=False) as data:
-                return {name: data[name] for name in data.files}
+            size = os.fstat(f.fileno()).st_size
+            if size > sandbox.MAX_CAPTURE_BYTES:
+                raise ValueError(f"larger than {sandbox.MAX_CAPTURE_BYTES // 2**20} MiB")
+            archive, members = _zip_members(f, size)
+            arrays = {}
+            for member in members:
+                with archive.open(member) as member_file:
+                    arrays[member.filename[:-len(".npy")]] = _read_npy(member_file, member)
+            return arrays
     except ValueError as error:
         raise ValueError(f"capture rejected ({error}); only plain numeric arrays are accepted") from None
     except Exception as error:

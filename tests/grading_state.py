@@ -1,13 +1,15 @@
 """Courses to grade, what a graded course ended with, and which processes are running: for comparing grading runs."""
 
+import contextlib
 import json
 import os
+import threading
 
 import nbformat
 from nbgrader.api import SubmittedAssignment
 
 from course_demo.sample_students import CAUSAL_OFF_BY_ONE, HEADS, SDPA, student_notebook, write_inbox
-from grader import course, submission
+from grader import assignment, course, submission
 
 ASSIGNMENT = "attention"
 
@@ -81,3 +83,72 @@ def results_state(path):
             notebook.pop("seconds")
         state[os.path.relpath(file, path)] = result
     return state
+
+
+def run_measured(sources, support_files, seed, capture_dir, limits, slot, work_dir=None):
+    """Run a notebook of `sources` in the sandbox from this (fresh) process; returns
+    (execution, executed notebook, peak RSS in bytes of this grader process, of the largest
+    sandbox process (or of this process before it exec'd, whichever is larger)). Meant for a spawned process, so the peaks are this run's alone."""
+    import resource
+
+    from grader import execute
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    execution = execute.run_notebook(nb, support_files=support_files, seed=seed, capture_dir=capture_dir,
+                                     limits=limits, slot=slot, work_dir=work_dir)
+    # VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a spawned process would
+    # report the size of the process it was forked from.
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    return execution, nb, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def socket_swap_attack(slot=0):
+    """A notebook swaps its kernel's sockets for links to a Unix socket this process listens on,
+    then dies so that the grader's client reconnects. Returns (connections the listener got,
+    the notebook's printed text)."""
+    import socket
+    import tempfile
+
+    from grader import execute, sandbox
+
+    host_socket = os.path.join(tempfile.mkdtemp(), "host-service.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(host_socket)
+    swap = ("import os\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n"
+            "for key in ('shell_port', 'iopub_port', 'stdin_port', 'control_port', 'hb_port'):\n"
+            "    path = f'{app.ip}-{getattr(app, key)}'\n    try:\n        os.unlink(path)\n"
+            f"        os.symlink({host_socket!r}, path)\n        print('swapped')\n"
+            "    except OSError as e:\n        print('blocked', type(e).__name__)\n"
+            "import sys, time\nsys.stdout.flush(); time.sleep(1)\nos._exit(0)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(swap), nbformat.v4.new_code_cell("print(1)")])
+    capture_dir = tempfile.mkdtemp()
+    if os.geteuid() == 0:
+        os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
+    support = course.runtime_files(assignment.load("attention"))
+    with accepting(listener) as connections:
+        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=slot)
+    return len(connections), "".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs)
+
+
+@contextlib.contextmanager
+def accepting(listener):
+    """Accept every connection to the bound socket `listener` in a thread; yields the list of them."""
+    listener.listen(8)
+    listener.settimeout(0.2)
+    connections, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connections.append(listener.accept())
+            except OSError:
+                pass
+    watcher = threading.Thread(target=accept)
+    watcher.start()
+    try:
+        yield connections
+    finally:
+        stop.set()
+        watcher.join()
+        listener.close()

@@ -141,3 +141,22 @@ def test_missing_source_and_ambiguous_arguments(released, tmp_path):
     assert "holds no .zip files" in str(exit.value)
     with pytest.raises(SystemExit):
         main(["collect", path, ASSIGNMENT])
+
+
+def test_unsafe_student_and_file_ids_are_skipped_with_a_warning(released, capsys):
+    root, path, release_text = released
+    archive = make_zip(root / "hostile.zip", {
+        ".._31_41_attention.ipynb": with_marker(release_text, "escape"),      # student ".."
+        "bell\x07name_32_42_attention.ipynb": with_marker(release_text, "bell"),  # a control character
+        "okstudent_33_43_attention.ipynb": with_marker(release_text, "ok"),
+    })
+    main(["collect", path, ASSIGNMENT, "--zip", archive])
+    out, err = capsys.readouterr()
+    assert out.split() == ["okstudent"]
+    assert "unsafe student_id '..' (empty or starts with a dot)" in err and ".._31_41_attention.ipynb" in err
+    assert "holds a control character" in err and "bell\\x07name" in err
+    assert not os.path.exists(os.path.join(path, ASSIGNMENT + ".ipynb"))  # submitted/../attention/...
+    assert not os.path.exists(os.path.join(path, ASSIGNMENT))
+    assert "bell\x07name" not in os.listdir(os.path.join(path, "submitted"))
+    with Gradebook(course.db_url(path)) as gb:
+        assert not {"..", "bell\x07name"} & {s.id for s in gb.students}

@@ -1,0 +1,204 @@
+"""Autograding: every collected submission through the sandbox, judged here, into the gradebook."""
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import traceback
+from dataclasses import dataclass, field
+
+from nbgrader.api import MissingEntry
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
+
+from cluster import executor as cluster_executor
+from grader import sandbox, submission
+from grader.course.inbox import submitted_students
+from grader.course.layout import gradebook
+from grader.limits import assignment_limits
+
+def trusted_notebooks(course, assignment):
+    """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
+    import nbformat
+    notebooks = []
+    with gradebook(course) as gb:
+        for nb in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
+            source = nbformat.read(os.path.join(course, "source", assignment, nb.name + ".ipynb"),
+                                   as_version=4)
+            trusted = [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
+                        "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])}
+                       for c in source.cells
+                       if c.metadata.get("nbgrader", {}).get("locked")]
+            recorded = {c.name: c.source for c in nb.source_cells}
+            for cell in trusted:  # the gradebook is the authority on what was released
+                cell["source"] = recorded.get(cell["name"], cell["source"])
+            graded = [{"name": g.name, "points": g.max_score} for g in nb.grade_cells
+                      if g.cell_type == "code"]
+            order = [c["name"] for c in trusted]
+            graded.sort(key=lambda g: order.index(g["name"]) if g["name"] in order else len(order))
+            notebooks.append({"name": nb.name, "trusted_cells": trusted, "graded_cells": graded})
+    return notebooks
+
+
+def released_files(course, assignment):
+    """{name: bytes} of everything released beside the notebooks (runtime, public
+    checks, small data files): copied into each kernel's scratch directory."""
+    release_dir = os.path.join(course, "release", assignment)
+    files = {}
+    for name in sorted(os.listdir(release_dir)):
+        path = os.path.join(release_dir, name)
+        if not name.endswith(".ipynb") and os.path.isfile(path):
+            with open(path, "rb") as f:
+                files[name] = f.read()
+    return files
+
+
+def autograde_jobs(course, assignment, limits, unsafe):
+    notebooks = trusted_notebooks(course, assignment)
+    for student in submitted_students(course, assignment):
+        yield submission.GradingJob(student, assignment, os.path.join(course, "submitted", student, assignment),
+                                    os.path.join(course, "autograded", student, assignment), notebooks,
+                                    limits, unsafe)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_grader():
+    """Local worker start-up: die with the grader.
+
+    PR_SET_PDEATHSIG makes a killed grader take its workers along, and each
+    worker's bwrap (--die-with-parent) its kernel, so nothing keeps running
+    into a re-run.
+    """
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class AutogradeRun:
+    """What one `autograde` run ended with: iterating it gives the results.
+
+    `results`: every graded student's result (from this run or an earlier
+    one), by student. `not_graded`: {student: reason} for each submission the
+    grader could not grade (a fault of the grader, the host or the course, never
+    the student's code): nothing was recorded for them, so no zero is exported,
+    and the next run grades them again.
+    """
+
+    results: list = field(default_factory=list)
+    not_graded: dict = field(default_factory=dict)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self):
+        return len(self.results)
+
+
+def _fault(stage, error):
+    """One line for staff: what failed, where in the grader, and why."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    return f"{stage} failed{where}: {type(error).__name__}: {str(error)[:300]}"
+
+
+def _earlier_result(job):
+    """The result file an earlier run wrote for `job`, or None (missing, or unreadable after a disk fault)."""
+    try:
+        with open(os.path.join(job.autograded_dir, submission.RESULT_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _likely_seconds(job, earlier):
+    """How long `job` will likely run: its earlier run's time, else its notebooks' size as a tie-break."""
+    seconds = sum(n.get("seconds", 0) for n in earlier["notebooks"].values()) if earlier else 0
+    size = sum(os.lstat(os.path.join(job.submitted_dir, n)).st_size for n in os.listdir(job.submitted_dir))
+    return seconds, size
+
+
+def autograde(course, assignment, workers=None, force=False, unsafe=False,
+              limits=None, progress=True, executor="local", ray_address=None):
+    """Grade every collected submission in parallel; finished ones are skipped unless `force`.
+
+    `executor`: "local" (a pool of `workers` processes) or "ray" (one Ray
+    task per submission on the cluster at `ray_address`). Either way only
+    this process reads the course directory and writes results. A result
+    file is written atomically per student before the gradebook is updated,
+    and the gradebook update is idempotent, so killing the grader at any
+    moment and running it again loses and duplicates nothing.
+
+    `limits`: the sandbox's limits (default: the assignment's measured time
+    limits, grader/limits.py).
+
+    No one submission can stop the run: any error while reading, running,
+    judging or recording one student's work puts that student in the
+    returned run's `not_graded` with the reason, and the others are graded.
+    """
+    course = os.path.abspath(course)
+    if not unsafe and executor == "local":  # Ray workers check on their own machines
+        sandbox.check_available()
+    limits = limits or assignment_limits(assignment)
+    run, jobs, likely_seconds = AutogradeRun(), [], {}
+    for job in autograde_jobs(course, assignment, limits, unsafe):
+        earlier = _earlier_result(job)
+        if earlier is None or force:
+            likely_seconds[job.student] = _likely_seconds(job, earlier)
+            # Whatever a killed run left half-written (executed notebook,
+            # temporary files) goes; the submission is graded from scratch.
+            shutil.rmtree(job.autograded_dir, ignore_errors=True)
+            jobs.append(job)
+            continue
+        try:
+            record_grades(course, earlier)
+            run.results.append(earlier)
+        except Exception as error:  # noqa: BLE001 - that student only; reported at the end
+            run.not_graded[job.student] = _fault("recording the earlier result", error)
+    # Likely-slow notebooks (slow last time, or large) go last, so they hold up no one.
+    jobs.sort(key=lambda job: likely_seconds[job.student])
+    runner = cluster_executor.make_executor(
+        executor, ray_address, processes=workers or os.cpu_count() or 1, initializer=_die_with_grader,
+        env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
+    support = runner.share(released_files(course, assignment))
+    prepared = []
+    for job in jobs:
+        try:
+            prepared.append((submission.prepare_submission(job), support))
+        except Exception as error:  # noqa: BLE001
+            run.not_graded[job.student] = _fault("reading the submission", error)
+    with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), disable=not progress,
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"grading {assignment}", total=len(prepared))
+        for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
+            try:
+                if lost:  # the worker's own error, raised there
+                    run.not_graded[job.student] = f"running the notebooks failed: {lost}"
+                else:
+                    result = submission.judge_submission(job, runs)
+                    record_grades(course, result)
+                    run.results.append(result)
+            except Exception as error:  # noqa: BLE001
+                run.not_graded[job.student] = _fault("judging", error)
+            if job.student in run.not_graded:
+                bar.console.print(f"{job.student}: not graded ({run.not_graded[job.student]})")
+            bar.advance(task)
+    run.results.sort(key=lambda r: r["student"])
+    return run
+
+
+def record_grades(course, result):
+    """Write one student's scores into nbgrader's gradebook (idempotent)."""
+    with gradebook(course) as gb:
+        gb.update_or_create_student(result["student"])
+        try:
+            gb.find_submission(result["assignment"], result["student"])
+        except MissingEntry:
+            gb.add_submission(result["assignment"], result["student"])
+        for notebook, verdict in result["notebooks"].items():
+            for cell in verdict["cells"]:
+                grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
+                                      result["student"])
+                grade.auto_score = cell["score"]
+        gb.db.commit()

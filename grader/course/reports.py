@@ -1,0 +1,86 @@
+"""What a graded course hands on: feedback, nbgrader's CSV, Gradescope results, a table."""
+
+import json
+import os
+
+from grader import submission
+from grader.course.inbox import submitted_students
+from grader.course.layout import REPO, nbgrader
+
+def load_results(course, assignment):
+    results = []
+    autograded = os.path.join(course, "autograded")
+    for student in sorted(os.listdir(autograded)) if os.path.isdir(autograded) else []:
+        path = os.path.join(autograded, student, assignment, submission.RESULT_FILE)
+        if os.path.isfile(path):
+            with open(path) as f:
+                results.append(json.load(f))
+    return results
+
+
+def feedback(course, assignment):
+    """Per-student HTML feedback under feedback/<student>/<assignment>/."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+    env = Environment(loader=FileSystemLoader(os.path.join(REPO, "grader", "templates")),
+                      autoescape=select_autoescape(["html", "j2"]))
+    template = env.get_template("feedback.html.j2")
+    paths = []
+    for result in load_results(course, assignment):
+        directory = os.path.join(course, "feedback", result["student"], assignment)
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "feedback.html")
+        with open(path, "w") as f:
+            f.write(template.render(result=result))
+        paths.append(path)
+    return paths
+
+
+class NotGradedError(RuntimeError):
+    """Submissions without a result: exporting now would give them zero."""
+
+
+def export(course, assignment):
+    """nbgrader's CSV (via `nbgrader export`) and a Gradescope results.json per student.
+
+    Refuses (NotGradedError) while a collected submission has no result, since
+    nbgrader would export it as zero.
+    """
+    course = os.path.abspath(course)  # nbgrader runs in the course folder
+    graded = {result["student"] for result in load_results(course, assignment)}
+    waiting = [s for s in submitted_students(course, assignment) if s not in graded]
+    if waiting:
+        raise NotGradedError(f"{len(waiting)} submissions of {assignment} are not graded yet "
+                             f"({', '.join(waiting[:10])}{', ...' if len(waiting) > 10 else ''}), and "
+                             "nbgrader would export them as zero; run autograde until it exits 0, then export")
+    exports = os.path.join(course, "exports")
+    os.makedirs(exports, exist_ok=True)
+    csv_path = os.path.join(exports, "grades.csv")
+    nbgrader(course, "export", "--to", csv_path)
+    for result in load_results(course, assignment):
+        directory = os.path.join(exports, "gradescope", result["student"])
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, "results.json"), "w") as f:
+            json.dump(gradescope_results(result), f, indent=1)
+    return csv_path
+
+
+def gradescope_results(result):
+    tests = []
+    for notebook, verdict in result["notebooks"].items():
+        notes = verdict["problems"] + verdict["events"]
+        for cell in verdict["cells"]:
+            lines = [case["message"] for case in cell["cases"]] or ["not graded: " + "; ".join(notes)]
+            tests.append({"name": f"{notebook}: {cell['grade_id']}", "score": cell["score"],
+                          "max_score": cell["points"], "visibility": "visible",
+                          "output": "\n".join(lines)})
+    return {"score": result["score"], "visibility": "visible", "tests": tests,
+            "output": "\n".join(p for n in result["notebooks"].values() for p in n["problems"] + n["events"])}
+
+
+def grade_table(course, assignment, not_graded=None):
+    """One line per student: the score, or why they were not graded ({student: reason})."""
+    lines = {r["student"]: f"{r['student']:<20} {r['score']:>6g} / {r['max_score']:g}"
+             for r in load_results(course, assignment)}
+    for student, reason in (not_graded or {}).items():
+        lines[student] = f"{student:<20} not graded: {reason}, staff notified"
+    return "\n".join(lines[student] for student in sorted(lines))
