@@ -132,7 +132,8 @@ class Presets:
             return model
         converter = model_class.hugging_face_converter
         # The weight files first: a folder without them fails before the model is built.
-        tensors = CheckpointTensors(preset, converter.TENSOR_PREFIX, converter.MODEL_TYPE) if load_weights else None
+        tensors = (CheckpointTensors(preset, converter.TENSOR_PREFIX, converter.MODEL_TYPE)
+                   if load_weights else None)
         model = model_class(**{**converter.convert_backbone_config(config), **overrides})
         if load_weights:
             converter.convert_weights(model, tensors, config)
