@@ -1,0 +1,1 @@
+"""Measurements and model studies that use the kit (`python -m experiments.<name>`); see README.md."""
