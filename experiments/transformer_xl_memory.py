@@ -8,6 +8,8 @@ Then it reads the held-out text segment by segment twice: with the memory,
 and without it (each segment alone, as a vanilla decoder trained on
 T-token segments). Targets and segments are the same; only the memory
 differs. Documents are joined with GPT-2's <|endoftext|> into one stream.
+The last column scores only the first quarter of each segment's positions,
+where a segment read alone has least context and the memory helps most.
 
 Usage: python -m experiments.transformer_xl_memory [--segment-length 32]
        [--memory-length 64] [--epochs 10]
@@ -65,12 +67,15 @@ def main(segment_length=32, memory_length=64, epochs=10, segments_per_example=4,
 
     table = Table(title=f"Held-out perplexity, segment length {segment_length} "
                         f"(trained {seconds:.0f} s)")
-    for column in ("evaluation", "memory (tokens per layer)", "perplexity"):
+    first = segment_length // 4
+    for column in ("evaluation", "memory (tokens per layer)", "perplexity",
+                   f"first {first} tokens of each segment"):
         table.add_column(column, justify="left" if column == "evaluation" else "right")
     for name, use_memory in (("without memory", False), ("with memory", True)):
-        value = segment_perplexity(backbone, heldout, segment_length, use_memory=use_memory,
-                                   num_streams=16)
-        table.add_row(name, str(memory_length if use_memory else 0), f"{value:.2f}")
+        values = [segment_perplexity(backbone, heldout, segment_length, use_memory=use_memory,
+                                     num_streams=16, positions=positions)
+                  for positions in (slice(None), slice(0, first))]
+        table.add_row(name, str(memory_length if use_memory else 0), *(f"{v:.2f}" for v in values))
     console.print(table)
 
 

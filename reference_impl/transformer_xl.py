@@ -482,13 +482,16 @@ def segment_batches(token_ids, segment_length, segments_per_example):
     return {"token_ids": x}, y
 
 
-def segment_perplexity(backbone, token_ids, segment_length, use_memory=True, num_streams=4):
+def segment_perplexity(backbone, token_ids, segment_length, use_memory=True, num_streams=4,
+                       positions=slice(None)):
     """Perplexity of next-token prediction over a long text, read segment by segment.
 
     With `use_memory` each segment attends to the previous segments' states
     (up to the backbone's `memory_length`); without, each segment is read
     alone, as a vanilla decoder trained on fixed segments would. Same
-    segments, same targets either way: only the memory differs.
+    segments, same targets either way: only the memory differs. `positions`
+    scores only those positions of each segment (e.g. slice(0, 8): the
+    first tokens, which without memory have almost no context).
     """
     streams = contiguous_streams(token_ids, num_streams)
     num_segments = (streams.shape[1] - 1) // segment_length
@@ -501,6 +504,6 @@ def segment_perplexity(backbone, token_ids, segment_length, use_memory=True, num
         memory = next_memory
         logits = backbone.token_embedding(hidden, reverse=True)
         losses = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)
-        total += float(ops.sum(losses))
-        count += targets.size
+        total += float(ops.sum(losses[:, positions]))
+        count += targets[:, positions].size
     return math.exp(total / count)
