@@ -176,7 +176,7 @@ def static_and_contextual_similarity(word, first, second, vectors, vocabulary, b
     read the whole sentence and so differ}.
     """
     static = vectors[vocabulary.index[word]]
-    layers = ops.convert_to_numpy(bilm({"character_ids": character_ids([first, second])})["elmo_layers"])
+    layers = bilm.predict({"character_ids": character_ids([first, second])}, verbose=0)["elmo_layers"]
     # character_ids adds <S>: the word's position moves by one.
     in_first, in_second = first.index(word) + 1, second.index(word) + 1
     result = {"static": float(cosine_similarities(static[None], static)[0])}

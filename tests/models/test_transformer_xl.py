@@ -37,7 +37,7 @@ def gradients(function, *arguments):
     elif backend == "jax":
         import jax
 
-        grads = jax.grad(function, argnums=tuple(range(len(arguments))))(*arguments)
+        grads = jax.jit(jax.grad(function, argnums=tuple(range(len(arguments)))))(*arguments)
     else:
         pytest.skip(f"no gradient helper for the {backend} backend")
     return [[numpy(g) for g in group] for group in grads]
