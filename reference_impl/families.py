@@ -182,12 +182,13 @@ FAMILIES = {
         ),
         ModelFamily(
             # Packed as ALBERT packs ([CLS] A [SEP] B [SEP]); XLNet's own vocabulary ends a
-            # text with <sep> <cls>, which the last-token head reads. No checkpoint converts yet.
+            # text with <sep> <cls>, which the last-token head reads.
             name="xlnet", backbone=XLNetBackbone, tokenizer="sentencepiece",
             train_tokenizer=tokenizers.train_sentence_piece_encoder,
             load_tokenizer=tokenizers.load_sentence_piece_encoder,
             objective="permutation_lm", pretrainer=XLNetPretrainer,
             compile_pretrainer=compile_causal_lm, segment_ids=True,
+            hugging_face_model_type="xlnet", converter="reference_impl.checkpoints.convert_xlnet",
             head="last_token", classifier=GPTClassifier,
         ),
     )

@@ -69,7 +69,8 @@ def test_from_preset_loads_each_familys_hugging_face_folder(family, tmp_path):
     backbone_class = FAMILIES[family].backbone
     ours = backbone_class.from_preset(folder)
     assert type(ours) is backbone_class
-    assert ours.get_config()["max_sequence_length"] == 24  # RoBERTa's two offset rows cut off
+    if "max_sequence_length" in ours.get_config():  # XLNet's relative positions have no table
+        assert ours.get_config()["max_sequence_length"] == 24  # RoBERTa's two offset rows cut off
     assert_match_on_both_attention_paths(ours, inputs, expected)
 
 
