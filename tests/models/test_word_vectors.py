@@ -36,10 +36,10 @@ def trained(corpus):
     keras.utils.set_random_seed(0)
     model = compile_skip_gram(SkipGram(len(vocabulary), embedding_dim=32), learning_rate=0.01)
     x, y = skip_gram_examples(ids, vocabulary, window=4, num_negative=5, seed=0)
-    held_out = skip_gram_examples(ids, vocabulary, window=4, num_negative=5, seed=1)  # fresh negatives
-    before = model.evaluate(*held_out, batch_size=4096, verbose=0)
+    fresh = skip_gram_examples(ids, vocabulary, window=4, num_negative=5, seed=1)  # another draw
+    before = model.evaluate(*fresh, batch_size=4096, verbose=0)
     model.fit(x, y, batch_size=1024, epochs=2, verbose=0)
-    after = model.evaluate(*held_out, batch_size=4096, verbose=0)
+    after = model.evaluate(*fresh, batch_size=4096, verbose=0)
     return model.word_vectors(), before, after
 
 
