@@ -13,7 +13,7 @@ from rich.table import Table
 #: The sizes the demo builds (None: all of them): every BERT size, and each
 #: other Transformer family's paper size.
 DEMO_SIZES = {"bert": None, "roberta": ("base",), "albert": ("base",), "electra": ("small",),
-              "gpt": ("base",)}
+              "gpt": ("base",), "transformer_xl": ("base",), "xlnet": ("base",)}
 
 
 def models(state):

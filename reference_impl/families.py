@@ -18,6 +18,8 @@ imports it. What a backbone's own `from_preset` and `save_to_preset` need
 | electra | WordPiece      | replaced-token detection         | none (packed)      | first token     |
 | gpt     | byte-level BPE | causal LM (next token)           | none (packed)      | last token      |
 | elmo    | characters     | bidirectional LM (two LSTM LMs)  | none               | frozen features |
+| transformer_xl | byte-level BPE | causal LM over segments, memory | none (a stream) | last token      |
+| xlnet   | SentencePiece  | permutation LM (two streams)     | none               | last token      |
 """
 
 from dataclasses import dataclass, field
@@ -36,6 +38,8 @@ from reference_impl.heads import SequenceClassifier
 from reference_impl.presets import Presets, preset_class, read_preset_config
 from reference_impl.pretraining import compile_for_pretraining
 from reference_impl.roberta import RobertaBackbone, RobertaPretrainer
+from reference_impl.transformer_xl import TransformerXLBackbone, TransformerXLCausalLM
+from reference_impl.xlnet import XLNetBackbone, XLNetPretrainer
 
 #: Small enough to pretrain a few hundred steps on two CPU cores in a minute or two.
 SMALL_SIZE = dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256)
@@ -58,8 +62,8 @@ class ModelFamily:
             a trained encoder; None for "characters".
         load_tokenizer: (folder, sequence_length) -> the encoder saved in a
             checkpoint or preset folder; None for "characters".
-        objective: "masked_lm", "replaced_token_detection", "causal_lm" or
-            "bidirectional_lm".
+        objective: "masked_lm", "replaced_token_detection", "causal_lm",
+            "bidirectional_lm" or "permutation_lm".
         pretrainer: the pretraining model class, called with the backbone
             first (ELMo's also takes the word vocabulary size).
         compile_pretrainer: compiles that pretrainer (optimizer and losses).
@@ -176,6 +180,25 @@ FAMILIES = {
             compile_pretrainer=compile_elmo_pretraining,
             head="frozen_features", classifier=ELMoClassifier,
             quick_size=dict(ELMoBiLM.sizes["tiny"]),
+        ),
+        ModelFamily(
+            backbone=TransformerXLBackbone, tokenizer="bpe-gpt2",
+            train_tokenizer=partial(tokenizers.train_byte_pair_encoder, packing="gpt2"),
+            load_tokenizer=partial(tokenizers.load_byte_pair_encoder, packing="gpt2"),
+            objective="causal_lm", pretrainer=TransformerXLCausalLM,
+            compile_pretrainer=compile_causal_lm,
+            head="last_token", classifier=GPTClassifier,
+            quick_pretrainer_args=dict(segment_length=32),
+        ),
+        ModelFamily(
+            # Packed as ALBERT packs ([CLS] A [SEP] B [SEP]); XLNet's own vocabulary ends a
+            # text with <sep> <cls>, which the last-token head reads.
+            backbone=XLNetBackbone, tokenizer="sentencepiece",
+            train_tokenizer=tokenizers.train_sentence_piece_encoder,
+            load_tokenizer=tokenizers.load_sentence_piece_encoder,
+            objective="permutation_lm", pretrainer=XLNetPretrainer,
+            compile_pretrainer=compile_causal_lm, segment_ids=True,
+            head="last_token", classifier=GPTClassifier,
         ),
     )
 }

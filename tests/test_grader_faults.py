@@ -358,7 +358,7 @@ def test_display_updates_count_against_the_output_cap(strained):
     outcome = strained["display_flood"]
     kept = len(nbformat.writes(outcome["nb"]))
     assert kept < 2 * STRAIN_LIMITS.output_bytes, kept  # 100 outputs x 50 updates of 100 kB without the count
-    assert "discarded" in outcome["text"]
+    assert "discarded" in outcome["text"], outcome["execution"]
 
 
 def test_active_content_never_reaches_staff(strained):

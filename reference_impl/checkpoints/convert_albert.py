@@ -4,6 +4,7 @@ from reference_impl.checkpoints.bert_layout import convert_embeddings, encoder_a
 
 #: `model_type` in the config.json of the checkpoints this module converts.
 MODEL_TYPE = "albert"
+
 TENSOR_PREFIX = "albert"
 
 

@@ -8,6 +8,7 @@ from reference_impl.checkpoints.bert_layout import (
 
 #: `model_type` in the config.json of the checkpoints this module converts.
 MODEL_TYPE = "bert"
+
 #: The prefix BertForMaskedLM and the task models put before every tensor name.
 TENSOR_PREFIX = "bert"
 

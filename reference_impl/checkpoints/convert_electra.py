@@ -13,6 +13,7 @@ from reference_impl.checkpoints.bert_layout import (
 
 #: `model_type` in the config.json of the checkpoints this module converts.
 MODEL_TYPE = "electra"
+
 TENSOR_PREFIX = "electra"
 
 

@@ -12,6 +12,7 @@ from reference_impl.checkpoints.tensors import assign, copy_dense
 
 #: `model_type` in the config.json of the checkpoints this module converts.
 MODEL_TYPE = "gpt2"
+
 #: The prefix GPT2LMHeadModel puts before every tensor name.
 TENSOR_PREFIX = "transformer"
 

@@ -114,3 +114,30 @@ def copy_keras_hub_gpt2(ours, theirs):
     for our_block, their_block in zip(ours.transformer_layers, theirs.transformer_layers, strict=True):
         copy_keras_hub_transformer_layer(our_block, their_block)
     copy_layer_norm(ours.layer_norm, theirs.layer_norm.gamma.numpy(), theirs.layer_norm.beta.numpy())
+
+
+def copy_keras_hub_xlnet(ours, theirs):
+    """keras-hub `XLNetBackbone` -> `reference_impl.xlnet.XLNetBackbone` (same config)."""
+    assign(ours.embeddings.embeddings, theirs.content_query_embedding.word_embed.embeddings.numpy())
+    assign(ours.query_stream_start.mask_emb, theirs.attn_mask_layer.mask_emb.numpy())
+    for our_block, their_block in zip(ours.transformer_layers, theirs.transformer_layers, strict=True):
+        attention, their_attention = our_block.relative_attention, their_block.relative_attention
+        for name in ("content_attention_bias", "positional_attention_bias", "segment_attention_bias",
+                     "segment_encoding"):
+            assign(getattr(attention, name), getattr(their_block, name).numpy())
+        for ours_dense, their_dense in (
+            (attention.query_dense, their_attention._query_dense),
+            (attention.key_dense, their_attention._key_dense),
+            (attention.value_dense, their_attention._value_dense),
+            (attention.encoding_dense, their_attention._encoding_dense),
+            (attention.output_dense, their_attention._output_dense),
+        ):
+            assign(ours_dense.kernel, their_dense.kernel.numpy())
+        for our_norm, their_norm in ((our_block.attention_layer_norm, their_block.layer_norm),
+                                     (our_block.feedforward_layer_norm, their_block.layer_norm_ff)):
+            copy_layer_norm(our_norm, their_norm.gamma.numpy(), their_norm.beta.numpy())
+        for our_dense, their_dense in (
+            (our_block.feedforward_intermediate_dense, their_block.feedforward_intermediate_dense),
+            (our_block.feedforward_output_dense, their_block.feedforward_output_dense),
+        ):
+            copy_dense(our_dense, their_dense.kernel.numpy(), their_dense.bias.numpy())
