@@ -197,7 +197,7 @@ def make_pretrained_submission(folder, checkpoint_folder, name, pretraining_flop
 
     `pretraining_flops` None means "not known" (left out of the compute plot).
     """
-    from reference_impl.checkpoints import load_hugging_face
+    from reference_impl.families import load_hugging_face
     from reference_impl.tokenizers import load_word_piece_encoder
 
     encoder = load_hugging_face(checkpoint_folder)

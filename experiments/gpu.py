@@ -77,7 +77,7 @@ from rich.table import Table
 from benchmarks import finetune, metrics, submissions, tasks
 from reference_impl import gpt
 from reference_impl.bert import BertBackbone
-from reference_impl.checkpoints import load_hugging_face
+from reference_impl.families import load_hugging_face
 
 CARRY_LIMIT_BYTES = 64 * 2**20
 MIB = 2**20

@@ -18,6 +18,7 @@ Arguments, input names and output names are keras-hub's `AlbertBackbone`'s.
 import keras
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_albert
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -35,6 +36,9 @@ class AlbertBackbone(Backbone):
     Outputs (dict): `sequence_output` [B, T, H] and `pooled_output` [B, H]
     (tanh(W h_[CLS] + b), which the SOP head reads).
     """
+
+    family = "albert"
+    hugging_face_converter = convert_albert
 
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, embedding_dim=64, hidden_dim=128,

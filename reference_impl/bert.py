@@ -12,6 +12,7 @@ Arguments, input names and output names are keras-hub's `BertBackbone`'s.
 import keras
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_bert
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -32,6 +33,9 @@ class BertBackbone(Backbone):
     `activation` is "gelu_approximate" as in keras-hub; checkpoints trained
     with the exact GELU (Hugging Face's "gelu") import with activation="gelu".
     """
+
+    family = "bert"
+    hugging_face_converter = convert_bert
 
     # The sizes of Turc et al. (2019) and BERT-base, with BERT's uncased
     # WordPiece vocabulary; pass vocabulary_size= for your own tokenizer.

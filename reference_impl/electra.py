@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_electra
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -49,6 +50,9 @@ class ElectraBackbone(Backbone):
     ELECTRA itself never trains the pooler (no NSP); it is here because
     keras-hub has it, and fine-tuning trains it with the task head.
     """
+
+    family = "electra"
+    hugging_face_converter = convert_electra
 
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, embedding_dim=64,

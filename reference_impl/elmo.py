@@ -264,6 +264,8 @@ class ELMoBiLM(Presets, keras.Model):
     `token_mask` [B, T]: real tokens.
     """
 
+    family = "elmo"
+
     sizes = {
         # A few thousand parameters per part: for tests.
         "tiny": dict(filters=scaled_filters(32), projection_dim=32, lstm_units=64),

@@ -1,9 +1,14 @@
 """The model families of the kit, one record each: what a family is made of and how it trains.
 
 Code that works across families (quick pretraining, the demo, the checkpoint
-importer, `Backbone.from_preset`) reads these records instead of branching
-on a family's name. A new family is one `ModelFamily` in `FAMILIES` plus its
+importer, `load_preset`) reads these records instead of branching on a
+family's name. A new family is one `ModelFamily` in `FAMILIES` plus its
 files (see "Add a model family" in reference_impl/README.md).
+
+This module sits on top: it imports every model file, and no model file
+imports it. What a backbone's own `from_preset` and `save_to_preset` need
+(its family's name, its Hugging Face converter) is declared on the class
+(`family`, `hugging_face_converter`), and the records read it from there.
 
 | family  | tokenizer      | objective                        | sentence objective | task head reads |
 |---------|----------------|----------------------------------|--------------------|-----------------|
@@ -18,6 +23,7 @@ files (see "Add a model family" in reference_impl/README.md).
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from functools import partial
 from typing import Callable
 
@@ -27,7 +33,9 @@ from reference_impl.bert import BertBackbone, BertPretrainer
 from reference_impl.electra import ElectraBackbone, ElectraPretrainer
 from reference_impl.elmo import ELMoBiLM, ELMoClassifier, ELMoPretrainer, compile_elmo_pretraining
 from reference_impl.gpt import GPTBackbone, GPTCausalLM, GPTClassifier, compile_causal_lm
+from reference_impl.checkpoints import read_hugging_face_config
 from reference_impl.heads import SequenceClassifier
+from reference_impl.presets import Presets, preset_class, read_preset_config
 from reference_impl.pretraining import compile_for_pretraining
 from reference_impl.roberta import RobertaBackbone, RobertaPretrainer
 from reference_impl.transformer_xl import TransformerXLBackbone, TransformerXLCausalLM
@@ -42,9 +50,10 @@ class ModelFamily:
     """One model family: its backbone, tokenizer, pretraining recipe, checkpoints and task head.
 
     Attributes:
-        name: the family's key in `FAMILIES`.
         backbone: the backbone class (`ELMoBiLM` for ELMo); its named sizes
-            are `backbone.sizes`.
+            are `backbone.sizes`, its family's name (the key in `FAMILIES`)
+            `backbone.family`, its Hugging Face converter
+            `backbone.hugging_face_converter`.
         tokenizer: the tokenizer kind: "wordpiece", "bpe" (byte-level BPE
             with RoBERTa's special tokens), "bpe-gpt2" (GPT-2's one special
             token), "sentencepiece" or "characters" (ELMo reads characters:
@@ -63,10 +72,6 @@ class ModelFamily:
         masking: `mask_tokens` rates that differ from BERT's 80/10/10.
         dynamic_masking: mask every batch afresh (RoBERTa) or once (BERT).
         segment_ids: whether the backbone reads `segment_ids`.
-        hugging_face_model_type: `model_type` in a Hugging Face config.json,
-            None when no checkpoint converts.
-        converter: the module converting those checkpoints
-            (`convert_backbone_config`, `convert_weights`).
         head: how a task head reads the backbone: "first_token" ([CLS] /
             <s>, `SequenceClassifier`), "last_token" (the only position a
             decoder lets see the whole input, `GPTClassifier`) or
@@ -80,7 +85,6 @@ class ModelFamily:
         quick_pretrainer_args: extra pretrainer arguments for that model.
     """
 
-    name: str
     backbone: type
     tokenizer: str
     train_tokenizer: Callable | None
@@ -94,54 +98,63 @@ class ModelFamily:
     masking: dict = field(default_factory=dict)
     dynamic_masking: bool = False
     segment_ids: bool = False
-    hugging_face_model_type: str | None = None
-    converter: str | None = None
     quick_size: dict = field(default_factory=lambda: dict(SMALL_SIZE))
     quick_pretrainer_args: dict = field(default_factory=dict)
+
+    @property
+    def name(self):
+        """The family's name, e.g. "bert": the key in `FAMILIES`, written in kit presets."""
+        return self.backbone.family
 
     @property
     def sizes(self):
         """The backbone's named sizes, e.g. {"tiny": {...}, "base": {...}}."""
         return self.backbone.sizes
 
+    @property
+    def converter(self):
+        """The module converting Hugging Face checkpoints (`convert_backbone_config`,
+        `convert_weights`), None when none converts."""
+        return self.backbone.hugging_face_converter
+
+    @property
+    def hugging_face_model_type(self):
+        """`model_type` in a Hugging Face config.json, None when no checkpoint converts."""
+        return self.converter.MODEL_TYPE if self.converter else None
+
 
 FAMILIES = {
     family.name: family
     for family in (
         ModelFamily(
-            name="bert", backbone=BertBackbone, tokenizer="wordpiece",
+            backbone=BertBackbone, tokenizer="wordpiece",
             train_tokenizer=tokenizers.train_word_piece_encoder,
             load_tokenizer=tokenizers.load_word_piece_encoder,
             objective="masked_lm", pretrainer=BertPretrainer,
             compile_pretrainer=compile_for_pretraining,
             sentence_objective="nsp", segment_ids=True,
-            hugging_face_model_type="bert", converter="reference_impl.checkpoints.convert_bert",
             head="first_token", classifier=SequenceClassifier,
         ),
         ModelFamily(
-            name="roberta", backbone=RobertaBackbone, tokenizer="bpe",
+            backbone=RobertaBackbone, tokenizer="bpe",
             train_tokenizer=tokenizers.train_byte_pair_encoder,
             load_tokenizer=partial(tokenizers.load_byte_pair_encoder, packing="roberta"),
             objective="masked_lm", pretrainer=RobertaPretrainer,
             compile_pretrainer=compile_for_pretraining, dynamic_masking=True,
-            hugging_face_model_type="roberta",
-            converter="reference_impl.checkpoints.convert_roberta",
             head="first_token", classifier=SequenceClassifier,
         ),
         ModelFamily(
-            name="albert", backbone=AlbertBackbone, tokenizer="sentencepiece",
+            backbone=AlbertBackbone, tokenizer="sentencepiece",
             train_tokenizer=tokenizers.train_sentence_piece_encoder,
             load_tokenizer=tokenizers.load_sentence_piece_encoder,
             objective="masked_lm", pretrainer=AlbertPretrainer,
             compile_pretrainer=compile_for_pretraining,
             sentence_objective="sop", segment_ids=True,
-            hugging_face_model_type="albert",
-            converter="reference_impl.checkpoints.convert_albert",
             head="first_token", classifier=SequenceClassifier,
             quick_size=dict(SMALL_SIZE, embedding_dim=32, num_groups=1, num_inner_repetitions=1),
         ),
         ModelFamily(
-            name="electra", backbone=ElectraBackbone, tokenizer="wordpiece",
+            backbone=ElectraBackbone, tokenizer="wordpiece",
             train_tokenizer=tokenizers.train_word_piece_encoder,
             load_tokenizer=tokenizers.load_word_piece_encoder,
             objective="replaced_token_detection", pretrainer=ElectraPretrainer,
@@ -149,22 +162,19 @@ FAMILIES = {
             # The paper: no random replacements, the generator makes them.
             masking=dict(mask_token_rate=0.85, random_token_rate=0.0),
             dynamic_masking=True, segment_ids=True,
-            hugging_face_model_type="electra",
-            converter="reference_impl.checkpoints.convert_electra",
             head="first_token", classifier=SequenceClassifier,
             quick_size=dict(SMALL_SIZE, embedding_dim=64),
             quick_pretrainer_args=dict(generator_size=0.5),
         ),
         ModelFamily(
-            name="gpt", backbone=GPTBackbone, tokenizer="bpe-gpt2",
+            backbone=GPTBackbone, tokenizer="bpe-gpt2",
             train_tokenizer=partial(tokenizers.train_byte_pair_encoder, packing="gpt2"),
             load_tokenizer=partial(tokenizers.load_byte_pair_encoder, packing="gpt2"),
             objective="causal_lm", pretrainer=GPTCausalLM, compile_pretrainer=compile_causal_lm,
-            hugging_face_model_type="gpt2", converter="reference_impl.checkpoints.convert_gpt2",
             head="last_token", classifier=GPTClassifier,
         ),
         ModelFamily(
-            name="elmo", backbone=ELMoBiLM, tokenizer="characters",
+            backbone=ELMoBiLM, tokenizer="characters",
             train_tokenizer=None, load_tokenizer=None,
             objective="bidirectional_lm", pretrainer=ELMoPretrainer,
             compile_pretrainer=compile_elmo_pretraining,
@@ -172,7 +182,7 @@ FAMILIES = {
             quick_size=dict(ELMoBiLM.sizes["tiny"]),
         ),
         ModelFamily(
-            name="transformer_xl", backbone=TransformerXLBackbone, tokenizer="bpe-gpt2",
+            backbone=TransformerXLBackbone, tokenizer="bpe-gpt2",
             train_tokenizer=partial(tokenizers.train_byte_pair_encoder, packing="gpt2"),
             load_tokenizer=partial(tokenizers.load_byte_pair_encoder, packing="gpt2"),
             objective="causal_lm", pretrainer=TransformerXLCausalLM,
@@ -183,30 +193,47 @@ FAMILIES = {
         ModelFamily(
             # Packed as ALBERT packs ([CLS] A [SEP] B [SEP]); XLNet's own vocabulary ends a
             # text with <sep> <cls>, which the last-token head reads.
-            name="xlnet", backbone=XLNetBackbone, tokenizer="sentencepiece",
+            backbone=XLNetBackbone, tokenizer="sentencepiece",
             train_tokenizer=tokenizers.train_sentence_piece_encoder,
             load_tokenizer=tokenizers.load_sentence_piece_encoder,
             objective="permutation_lm", pretrainer=XLNetPretrainer,
             compile_pretrainer=compile_causal_lm, segment_ids=True,
-            hugging_face_model_type="xlnet", converter="reference_impl.checkpoints.convert_xlnet",
             head="last_token", classifier=GPTClassifier,
         ),
     )
 }
 
 
-def family_of(model_class):
-    """The family whose backbone is `model_class` (or a parent of it)."""
-    for family in FAMILIES.values():
-        if issubclass(model_class, family.backbone):
-            return family
-    raise ValueError(f"{model_class.__name__} is in no model family; add its record to "
-                     "reference_impl.families.FAMILIES.")
+def preset_family(preset):
+    """The model family a preset folder (kit or Hugging Face) holds, and its config.json."""
+    config = read_preset_config(preset)
+    return FAMILIES[preset_class(preset, config).family], config
 
 
-def hugging_face_family(model_type):
-    """The family that converts Hugging Face checkpoints whose config.json says `model_type`."""
-    families = {f.hugging_face_model_type: f for f in FAMILIES.values() if f.converter}
-    if model_type not in families:
-        raise ValueError(f"model_type {model_type!r} is not supported; supported: {sorted(families)}.")
-    return families[model_type]
+def load_preset(preset, load_weights=True, **overrides):
+    """The model saved in `preset`, a kit preset or Hugging Face checkpoint folder, of any family.
+
+    `Backbone.from_preset` does the same for the families whose modules are
+    imported; this module imports them all.
+    """
+    return Presets.from_preset(preset, load_weights=load_weights, **overrides)
+
+
+def load_hugging_face(directory, **overrides):
+    """A Hugging Face checkpoint folder -> the family's backbone, chosen by `model_type`.
+
+    `overrides` replace converted arguments (e.g. dropout=0.0, dtype=...).
+    """
+    if "model_type" not in read_hugging_face_config(directory):
+        raise ValueError(f"{Path(directory) / 'config.json'} has no model_type: it is not a Hugging "
+                         f"Face checkpoint folder (a kit preset loads with load_preset).")
+    return load_preset(directory, **overrides)
+
+
+def load_tokenizer(preset, sequence_length):
+    """The encoder saved in a preset folder (kit or Hugging Face), for its family."""
+    family, _ = preset_family(preset)
+    if family.load_tokenizer is None:
+        raise ValueError(f"The {family.name} family has no tokenizer files to load "
+                         f"(its tokenizer is {family.tokenizer!r}).")
+    return family.load_tokenizer(preset, sequence_length)

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_gpt2
 from reference_impl.layers import Embeddings, TransformerBlock, register
 
 
@@ -38,6 +39,9 @@ class GPTBackbone(Backbone):
     hence the LayerNorm after the last block. GELU is the tanh approximation,
     as in OpenAI's GPT-2 ("gelu_new" in Hugging Face configs) and keras-hub.
     """
+
+    family = "gpt"
+    hugging_face_converter = convert_gpt2
 
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256,

@@ -15,14 +15,24 @@ weights), built with `from_name`.
       model.weights.h5     the weights (Keras's `save_weights`)
       vocab.txt, ...       the tokenizer's files, when one was passed (`encoder.save`)
 
-Loading is safe: the class comes from the family registry, never from the
-folder; the config is plain JSON passed to that class's `from_config`; the
-weights are HDF5 arrays. No code or pickle in the folder runs.
+Loading is safe: the class is one of the kit's model classes already
+imported (`model_classes`), picked by the family and class names in
+config.json, never imported from the folder; the config is plain JSON passed
+to that class's `from_config`; the weights are HDF5 arrays. No code or pickle
+in the folder runs.
+
+Each model class declares what its presets need: `family` (its name) and
+`hugging_face_converter` (a `reference_impl.checkpoints.convert_*` module,
+whose `MODEL_TYPE` it reads). So this module and the model files import no
+family registry: `reference_impl.families` imports them, and its
+`load_preset`, `load_hugging_face` and `load_tokenizer` work for every
+family; `Backbone.from_preset` finds the families whose modules are imported.
 """
 
-import importlib
 import json
 from pathlib import Path
+
+from reference_impl.checkpoints.tensors import CheckpointTensors
 
 PRESET_FORMAT = "reference_impl.preset"
 WEIGHTS_FILE = "model.weights.h5"
@@ -39,29 +49,47 @@ def read_preset_config(preset):
     return json.loads((folder / "config.json").read_text())
 
 
-def preset_family(preset):
-    """The model family a preset folder holds, and its config.json."""
-    from reference_impl.families import FAMILIES, hugging_face_family
+def model_classes():
+    """Every model class with presets that is loaded now: `Presets`'s subclasses, recursively."""
+    found, pending = [], list(Presets.__subclasses__())
+    while pending:
+        model_class = pending.pop()
+        if model_class not in found:
+            found.append(model_class)
+            pending += model_class.__subclasses__()
+    return found
 
-    config = read_preset_config(preset)
+
+def preset_class(preset, config):
+    """The model class that loads `preset` (its `config.json` is `config`), among those loaded.
+
+    A kit preset names its family and class; a Hugging Face folder names its
+    `model_type`, which the class declaring that converter reads. Only classes
+    whose module is imported are found: `reference_impl.families` imports them all.
+    """
+    everywhere = "reference_impl.families.load_preset(folder) loads every family's"
+    classes = [c for c in model_classes() if c.family]
     if config.get("format") == PRESET_FORMAT:
-        if config.get("family") not in FAMILIES:
-            raise ValueError(f"{preset} holds family {config.get('family')!r}, which is not in "
-                             f"reference_impl.families.FAMILIES ({sorted(FAMILIES)}).")
-        return FAMILIES[config["family"]], config
+        families = sorted({c.family for c in classes})
+        if config.get("family") not in families:
+            raise ValueError(f"{preset} holds family {config.get('family')!r}, which is not in the "
+                             f"families of the model classes loaded ({families}); {everywhere}.")
+        named = [c for c in classes if c.family == config["family"] and c.__name__ == config.get("class")]
+        if len(named) != 1:
+            raise ValueError(f"{preset} holds class {config.get('class')!r}, which is not one model "
+                             f"class of the {config['family']} family loaded (found {len(named)}).")
+        return named[0]
     if "model_type" in config:
-        return hugging_face_family(config["model_type"]), config
+        # The class declaring the converter, not its subclasses, which inherit it.
+        converts = {c.hugging_face_converter.MODEL_TYPE: c for c in classes
+                    if vars(c).get("hugging_face_converter")}
+        if config["model_type"] not in converts:
+            raise ValueError(f"{Path(preset) / 'config.json'}: model_type {config['model_type']!r} is "
+                             f"not supported; supported: {sorted(converts)} (by the model classes "
+                             f"loaded; {everywhere}).")
+        return converts[config["model_type"]]
     raise ValueError(f"{Path(preset) / 'config.json'} is neither a kit preset (format "
                      f"{PRESET_FORMAT!r}) nor a Hugging Face config (model_type).")
-
-
-def load_tokenizer(preset, sequence_length):
-    """The encoder saved in a preset folder (kit or Hugging Face), for its family."""
-    family, _ = preset_family(preset)
-    if family.load_tokenizer is None:
-        raise ValueError(f"The {family.name} family has no tokenizer files to load "
-                         f"(its tokenizer is {family.tokenizer!r}).")
-    return family.load_tokenizer(preset, sequence_length)
 
 
 class Presets:
@@ -69,6 +97,10 @@ class Presets:
 
     #: Named sizes, e.g. {"tiny": {"num_layers": 2, ...}}; set by each subclass.
     sizes = {}
+    #: The model family's name, e.g. "bert", written in kit presets; set by each family's class.
+    family = None
+    #: The module converting Hugging Face checkpoints of `MODEL_TYPE` into this class, or None.
+    hugging_face_converter = None
 
     @classmethod
     def from_name(cls, name, **overrides):
@@ -86,29 +118,35 @@ class Presets:
         `overrides` replace config entries (e.g. dropout=0.0); load_weights=False
         builds the architecture only.
         """
-        family, config = preset_family(preset)
-        if not issubclass(family.backbone, cls):
-            raise ValueError(f"{preset} holds a {family.name} model ({family.backbone.__name__}); "
-                             f"load it with {family.backbone.__name__}.from_preset.")
-        if config.get("format") != PRESET_FORMAT:
-            from reference_impl.checkpoints import load_hugging_face
-
-            if not load_weights:
-                converter = importlib.import_module(family.converter)
-                return family.backbone(**{**converter.convert_backbone_config(config), **overrides})
-            return load_hugging_face(preset, **overrides)
-        model = family.backbone.from_config({**config["config"], **overrides})
+        config = read_preset_config(preset)
+        model_class = preset_class(preset, config)
+        if issubclass(cls, model_class):  # a subclass of the saved class loads as itself
+            model_class = cls
+        elif not issubclass(model_class, cls):
+            raise ValueError(f"{preset} holds a {model_class.family} model ({model_class.__name__}); "
+                             f"load it with {model_class.__name__}.from_preset.")
+        if config.get("format") == PRESET_FORMAT:
+            model = model_class.from_config({**config["config"], **overrides})
+            if load_weights:
+                model.load_weights(Path(preset) / WEIGHTS_FILE)
+            return model
+        converter = model_class.hugging_face_converter
+        # The weight files first: a folder without them fails before the model is built.
+        tensors = (CheckpointTensors(preset, converter.TENSOR_PREFIX, converter.MODEL_TYPE)
+                   if load_weights else None)
+        model = model_class(**{**converter.convert_backbone_config(config), **overrides})
         if load_weights:
-            model.load_weights(Path(preset) / WEIGHTS_FILE)
+            converter.convert_weights(model, tensors, config)
         return model
 
     def save_to_preset(self, preset, tokenizer=None):
         """Write a kit preset folder: config.json, the weights and (optionally) the tokenizer's files."""
-        from reference_impl.families import family_of
-
+        if self.family is None:
+            raise ValueError(f"{type(self).__name__} names no model family: set its class "
+                             f"attribute `family` (see reference_impl/README.md, Add a model family).")
         folder = Path(preset)
         folder.mkdir(parents=True, exist_ok=True)
-        config = {"format": PRESET_FORMAT, "family": family_of(type(self)).name,
+        config = {"format": PRESET_FORMAT, "family": self.family,
                   "class": type(self).__name__, "config": self.get_config()}
         if tokenizer is not None:
             tokenizer.save(folder)

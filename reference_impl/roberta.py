@@ -15,6 +15,7 @@ every other encoder in the kit (see `RobertaBackbone`).
 import keras
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_roberta
 from reference_impl.layers import (
     Embeddings,
     MaskedLMHead,
@@ -35,6 +36,9 @@ class RobertaBackbone(Backbone):
     itself, with no extra weights: the parameter count stays keras-hub's, and
     heads that read `pooled_output` work on every encoder alike.
     """
+
+    family = "roberta"
+    hugging_face_converter = convert_roberta
 
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),

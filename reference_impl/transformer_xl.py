@@ -344,6 +344,8 @@ class TransformerXLBackbone(Backbone):
     character-level, 41M parameters; memory 512 in training).
     """
 
+    family = "transformer_xl"
+
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256, memory_length=32),
         "small": dict(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024, memory_length=128),

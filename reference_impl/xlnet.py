@@ -43,6 +43,7 @@ import numpy as np
 from keras import ops
 
 from reference_impl.backbone import Backbone, WrapsBackbone
+from reference_impl.checkpoints import convert_xlnet
 from reference_impl.layers import register
 from reference_impl.transformer_xl import (
     RelativePositionEncoding,
@@ -105,6 +106,9 @@ class XLNetBackbone(Backbone):
     keras-hub). Arguments are keras-hub's. `base` is the paper's XLNet-Base
     (cased, 32,000 SentencePiece pieces).
     """
+
+    family = "xlnet"
+    hugging_face_converter = convert_xlnet
 
     sizes = {
         "tiny": dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256),

@@ -21,7 +21,7 @@ from benchmarks.finetune import FineTuneConfig
 from benchmarks.runner import TaskArrays
 from experiments import gpu
 from reference_impl.bert import BertBackbone
-from reference_impl.checkpoints import load_hugging_face
+from reference_impl.families import load_hugging_face
 
 GLUE_DIR = os.environ.get("GLUE_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "glue_data"))
 TASKS = ("MRPC", "STS-B")

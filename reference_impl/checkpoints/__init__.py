@@ -3,8 +3,8 @@
 A folder written by transformers' `save_pretrained` (`config.json` and
 `model.safetensors`, or shards listed in `model.safetensors.index.json`) is
 read with the `safetensors` library (numpy, no PyTorch). `config.json`'s
-`model_type` picks the model family (`reference_impl.families`), and the
-family's converter module, as in keras-hub's `utils/transformers/`:
+`model_type` picks the backbone class whose `hugging_face_converter` reads it
+(its `MODEL_TYPE`), as in keras-hub's `utils/transformers/`:
 
     convert_bert.py     "bert"     -> BertBackbone
     convert_roberta.py  "roberta"  -> RobertaBackbone
@@ -17,11 +17,12 @@ Each converter has `convert_backbone_config(hf_config) -> backbone
 arguments` and `convert_weights(backbone, tensors, hf_config)`, and names
 its tensor prefix (`TENSOR_PREFIX`). Every weight it sets is shape-checked;
 a mismatch or a missing tensor raises an error that names the weight.
-Vocabulary files are read by `reference_impl.tokenizers`. Users usually call
-`Backbone.from_preset(folder)`, which comes here for Hugging Face folders.
+Vocabulary files are read by `reference_impl.tokenizers`. Users call
+`Backbone.from_preset(folder)` or, for any family,
+`reference_impl.families.load_hugging_face(folder)`. The converters import no
+model (the model files import them), so this package stays below the models.
 """
 
-import importlib
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from reference_impl.checkpoints.tensors import (
 )
 
 __all__ = ["CheckpointTensors", "assign", "copy_dense", "copy_layer_norm",
-           "load_hugging_face", "read_hugging_face_config"]
+           "read_hugging_face_config"]
 
 
 def read_hugging_face_config(directory):
@@ -48,23 +49,3 @@ def read_hugging_face_config(directory):
             f"config.json and model.safetensors (save_pretrained writes both)."
         )
     return json.loads(config_file.read_text())
-
-
-def load_hugging_face(directory, **overrides):
-    """A Hugging Face checkpoint folder -> the family's backbone, chosen by `model_type`.
-
-    `overrides` replace converted arguments (e.g. dropout=0.0, dtype=...).
-    """
-    from reference_impl.families import hugging_face_family
-
-    hf_config = read_hugging_face_config(directory)
-    model_type = hf_config.get("model_type")
-    try:
-        family = hugging_face_family(model_type)
-    except ValueError as error:
-        raise ValueError(f"{Path(directory) / 'config.json'}: {error}") from None
-    converter = importlib.import_module(family.converter)
-    tensors = CheckpointTensors(directory, converter.TENSOR_PREFIX, model_type)
-    backbone = family.backbone(**{**converter.convert_backbone_config(hf_config), **overrides})
-    converter.convert_weights(backbone, tensors, hf_config)
-    return backbone

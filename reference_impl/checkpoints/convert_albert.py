@@ -2,6 +2,9 @@
 
 from reference_impl.checkpoints.bert_layout import convert_embeddings, encoder_arguments
 
+#: `model_type` in the config.json of the checkpoints this module converts.
+MODEL_TYPE = "albert"
+
 TENSOR_PREFIX = "albert"
 
 

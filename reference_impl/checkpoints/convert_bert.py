@@ -6,6 +6,9 @@ from reference_impl.checkpoints.bert_layout import (
     encoder_arguments,
 )
 
+#: `model_type` in the config.json of the checkpoints this module converts.
+MODEL_TYPE = "bert"
+
 #: The prefix BertForMaskedLM and the task models put before every tensor name.
 TENSOR_PREFIX = "bert"
 

@@ -10,6 +10,9 @@ import numpy as np
 
 from reference_impl.checkpoints.tensors import assign, copy_dense
 
+#: `model_type` in the config.json of the checkpoints this module converts.
+MODEL_TYPE = "gpt2"
+
 #: The prefix GPT2LMHeadModel puts before every tensor name.
 TENSOR_PREFIX = "transformer"
 

@@ -12,6 +12,9 @@ from reference_impl.checkpoints.bert_layout import (
     encoder_arguments,
 )
 
+#: `model_type` in the config.json of the checkpoints this module converts.
+MODEL_TYPE = "roberta"
+
 TENSOR_PREFIX = "roberta"
 
 

@@ -11,6 +11,9 @@ untie_r, no clamp_len), and only `ff_activation` "gelu" (exact).
 
 from reference_impl.checkpoints.tensors import assign
 
+#: `model_type` in the config.json of the checkpoints this module converts.
+MODEL_TYPE = "xlnet"
+
 #: The prefix XLNetLMHeadModel puts before every tensor name.
 TENSOR_PREFIX = "transformer"
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from reference_impl.bert import BertBackbone
-from reference_impl.checkpoints import load_hugging_face
+from reference_impl.families import load_hugging_face
 from tests.models.helpers import MINILM, MINILM_REFERENCE, assert_matches_minilm_reference
 from tests.models.hugging_face_folders import electra_checkpoint, write_folder
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference_impl.checkpoints import load_hugging_face
+from reference_impl.families import load_hugging_face
 from reference_impl.gpt import (
     GPTBackbone,
     GPTCausalLM,

@@ -8,10 +8,14 @@
   single file it was cut from.
 - `save_to_preset` then `from_preset` gives the same model (same outputs),
   for every family in `reference_impl.families.FAMILIES`, tokenizer included.
+- A preset names its class: a subclass loads as itself; without the
+  registry imported, `Backbone.from_preset` says where every family loads.
 """
 
 import inspect
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -22,8 +26,7 @@ from reference_impl.backbone import Backbone
 from reference_impl.bert import BertBackbone
 from reference_impl.elmo import ELMoBiLM
 from reference_impl.elmo_data import character_ids
-from reference_impl.families import FAMILIES
-from reference_impl.presets import load_tokenizer
+from reference_impl.families import FAMILIES, load_tokenizer
 from reference_impl.roberta import RobertaBackbone
 from tests.models.helpers import (
     MINILM,
@@ -157,3 +160,26 @@ def test_preset_folder_errors_say_what_is_wrong(tmp_path):
     elmo = ELMoBiLM.from_name("tiny").save_to_preset(tmp_path / "elmo")
     with pytest.raises(ValueError, match="elmo family has no tokenizer files"):
         load_tokenizer(elmo, 16)
+
+
+class PresetBert(BertBackbone):
+    """A user's subclass of a kit backbone."""
+
+
+def test_a_subclass_loads_as_itself_and_other_families_refuse_it(tmp_path):
+    keras.utils.set_random_seed(0)
+    folder = PresetBert.from_name("tiny", vocabulary_size=97, max_sequence_length=24).save_to_preset(
+        tmp_path / "preset")
+    assert json.loads((folder / "config.json").read_text())["class"] == "PresetBert"
+    assert type(Backbone.from_preset(folder, load_weights=False)) is PresetBert
+    assert type(PresetBert.from_preset(MINILM, load_weights=False)) is PresetBert
+    with pytest.raises(ValueError, match="holds a bert model \\(PresetBert\\).*PresetBert.from_preset"):
+        RobertaBackbone.from_preset(folder)
+
+
+def test_without_the_registry_from_preset_names_it(tmp_path):
+    """Only imported families are found; the error says how to load any family."""
+    load = f"from reference_impl.backbone import Backbone; Backbone.from_preset({str(MINILM)!r})"
+    result = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True)
+    assert "model_type 'bert' is not supported; supported: []" in result.stderr, result.stderr[-2000:]
+    assert "reference_impl.families.load_preset(folder)" in result.stderr
