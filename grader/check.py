@@ -12,8 +12,12 @@
   (zero expected, no crash). Each notebook runs its training demos in full, a
   few CPU-minutes for all five assignments, so this is run after editing a
   notebook (`make check-assignments`), not in `make test`.
+* `measure`: the solution's run in the sandbox, timed, and the assignment's
+  time limits derived from it (`grader.limits`) written to its grading.json.
 """
 
+import datetime
+import json
 import os
 import platform
 import shutil
@@ -24,7 +28,7 @@ import nbformat
 from rich.console import Console
 from rich.table import Table
 
-from grader import assignment as assignments, course, mutation, verdicts
+from grader import assignment as assignments, course, execute, limits, mutation, sandbox, verdicts
 from grader.runtime import grading_runtime
 
 
@@ -104,3 +108,39 @@ def check(names=None, console=None):
                       f"{released['notebooks'][name]['seconds']:.0f}", f"{total:.0f}")
     console.print(table)
     return wrong
+
+
+def measure(assignment, multiple=limits.MULTIPLE, unsafe=False):
+    """Run the solution notebook(s) of `assignment` in the sandbox, write and return its grading.json."""
+    with tempfile.TemporaryDirectory(prefix="grader-measure-") as root:
+        os.chmod(root, 0o755)  # the sandbox user reaches the support files
+        path = course.setup(os.path.join(root, "course"), assignments=[assignment])
+        course.generate(path, assignment)
+        support = {}
+        for name, data in course.released_files(path, assignment).items():
+            support[name] = os.path.join(root, "support-" + name)
+            with open(support[name], "wb") as f:
+                f.write(data)
+        capture_dir = tempfile.mkdtemp(dir=root)
+        if os.geteuid() == 0:
+            os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
+        total, slowest = 0.0, 0.0
+        source = os.path.join(path, "source", assignment)
+        for name in sorted(n for n in os.listdir(source) if n.endswith(".ipynb")):
+            nb = nbformat.read(os.path.join(source, name), as_version=4)
+            execution = execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir,
+                                             unsafe=unsafe, work_dir=root)
+            if execution.events:
+                raise RuntimeError(f"the reference run of {name} did not finish cleanly: {execution.events}")
+            total += execution.seconds
+            slowest = max([slowest, *execution.cell_seconds.values()])
+    recorded = {"reference": {"notebook_seconds": round(total, 1), "slowest_cell_seconds": round(slowest, 1)},
+                "multiple": multiple, **limits.derived_limits(total, slowest, multiple),
+                "measured": datetime.date.today().isoformat(),
+                "host": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+                "command": f"python -m grader measure {assignment}"}
+    os.makedirs(os.path.dirname(limits.limits_file(assignment)), exist_ok=True)
+    with open(limits.limits_file(assignment), "w") as f:
+        json.dump(recorded, f, indent=1)
+        f.write("\n")
+    return recorded

@@ -1,7 +1,8 @@
 """Time limits that follow the work: each assignment's limits come from its measured reference run.
 
-`python -m grader measure ASSIGNMENT` runs the assignment's solution notebook
-in the sandbox, times it, and writes `assignments/<name>/grading.json`:
+`python -m grader measure ASSIGNMENT` (`grader.check.measure`) runs the
+assignment's solution notebook in the sandbox, times it, and writes
+`assignments/<name>/grading.json`:
 
     {"reference": {"notebook_seconds": 7.1, "slowest_cell_seconds": 3.2},
      "multiple": 4, "cell_seconds": 30, "notebook_seconds": 60,
@@ -14,17 +15,12 @@ assignment without the file gets the sandbox's defaults (sized for any Keras
 training).
 """
 
-import datetime
 import json
 import math
 import os
-import platform
-import tempfile
 from dataclasses import replace
 
-import nbformat
-
-from grader import sandbox
+from grader import assignment as assignments, sandbox
 
 MULTIPLE = 4
 MIN_CELL_SECONDS = 30
@@ -33,8 +29,7 @@ LIMITS_FILE = "grading.json"
 
 
 def limits_file(assignment):
-    from grader.course.layout import REPO
-    return os.path.join(REPO, "assignments", assignment, LIMITS_FILE)
+    return os.path.join(assignments.root(), assignment, LIMITS_FILE)
 
 
 def assignment_limits(assignment, base=sandbox.Limits()):
@@ -51,41 +46,3 @@ def assignment_limits(assignment, base=sandbox.Limits()):
 def derived_limits(notebook_seconds, slowest_cell_seconds, multiple=MULTIPLE):
     return {"cell_seconds": max(MIN_CELL_SECONDS, math.ceil(multiple * slowest_cell_seconds)),
             "notebook_seconds": max(MIN_NOTEBOOK_SECONDS, math.ceil(multiple * notebook_seconds))}
-
-
-def measure(assignment, multiple=MULTIPLE, unsafe=False):
-    """Run the solution notebook(s) of `assignment` in the sandbox, write and return its grading.json."""
-    from grader import course, execute
-
-    with tempfile.TemporaryDirectory(prefix="grader-measure-") as root:
-        os.chmod(root, 0o755)  # the sandbox user reaches the support files
-        path = course.setup(os.path.join(root, "course"), assignments=[assignment])
-        course.generate(path, assignment)
-        support = {}
-        for name, data in course.released_files(path, assignment).items():
-            support[name] = os.path.join(root, "support-" + name)
-            with open(support[name], "wb") as f:
-                f.write(data)
-        capture_dir = tempfile.mkdtemp(dir=root)
-        if os.geteuid() == 0:
-            os.chown(capture_dir, sandbox.sandbox_uid(0), sandbox.sandbox_uid(0))
-        total, slowest = 0.0, 0.0
-        source = os.path.join(path, "source", assignment)
-        for name in sorted(n for n in os.listdir(source) if n.endswith(".ipynb")):
-            nb = nbformat.read(os.path.join(source, name), as_version=4)
-            execution = execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir,
-                                             unsafe=unsafe, work_dir=root)
-            if execution.events:
-                raise RuntimeError(f"the reference run of {name} did not finish cleanly: {execution.events}")
-            total += execution.seconds
-            slowest = max([slowest, *execution.cell_seconds.values()])
-    recorded = {"reference": {"notebook_seconds": round(total, 1), "slowest_cell_seconds": round(slowest, 1)},
-                "multiple": multiple, **derived_limits(total, slowest, multiple),
-                "measured": datetime.date.today().isoformat(),
-                "host": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
-                "command": f"python -m grader measure {assignment}"}
-    os.makedirs(os.path.dirname(limits_file(assignment)), exist_ok=True)
-    with open(limits_file(assignment), "w") as f:
-        json.dump(recorded, f, indent=1)
-        f.write("\n")
-    return recorded
