@@ -51,11 +51,12 @@ On the GPU machine (the workplace's `run` tool; carry [".gpu_data"], timeout_s 6
 
 Smoke mode (`tests/test_gpu_smoke.py`) runs the same code with tiny models
 (MiniLM cut to its first layer, `SMOKE.glue_overrides`), a few steps, a few
-examples per task and a few corpus sentences, bf16 on and nothing compiled
-with XLA.
+examples per task and a few corpus sentences, bf16 on, nothing compiled or
+traced (no XLA; under TensorFlow, Keras' functions run eagerly).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
@@ -69,6 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -304,10 +306,31 @@ STEPS = ("bert", "glue", "gpt", "elmo")
 class Precision:
     mixed_precision: bool
     jit_compile: bool
+    # Every Keras function op by op (the smoke): under TensorFlow, tracing a model's train and
+    # predict graphs costs tens of CPU-seconds, far more than the smoke's few steps.
+    eager: bool = False
 
     def apply(self):
         """The global dtype policy every model built afterwards takes."""
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if self.mixed_precision else "float32")
+
+
+@contextlib.contextmanager
+def functions_run_eagerly(eager):
+    """TensorFlow's tf.functions (Keras' train and predict steps) run eagerly inside; JAX without jit already does."""
+    if not eager or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    was_eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        with warnings.catch_warnings():  # that tf.data's own functions still run as graphs: as meant
+            warnings.filterwarnings("ignore", "Even though the `tf.config.experimental_run_functions_eagerly`")
+            yield
+    finally:
+        tf.config.run_functions_eagerly(was_eager)
 
 
 class Budget:
@@ -665,6 +688,11 @@ def run(data, out, sizes=GPU, precision=Precision(True, True), steps=STEPS, cons
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise SystemExit(f"unknown steps {sorted(unknown)}; choose from {', '.join(STEPS)}.")
+    with functions_run_eagerly(precision.eager):
+        return run_steps(data, out, sizes, precision, steps, console)
+
+
+def run_steps(data, out, sizes, precision, steps, console):
     report = Report(out, console)
     precision.apply()
     peak = measure_peak(sizes, precision)
@@ -738,7 +766,7 @@ def main(argv=None):
         prepare(args.glue_dir, args.out, args.sequence_length, args.max_train_examples, args.max_eval_examples,
                 wheels=not args.no_wheels, task_names=args.tasks)
     else:
-        precision = Precision(not args.no_mixed_precision, not (args.no_jit or args.smoke))
+        precision = Precision(not args.no_mixed_precision, not (args.no_jit or args.smoke), eager=args.smoke)
         return run(args.data, args.out, SMOKE if args.smoke else GPU, precision, args.steps)
 
 
