@@ -49,10 +49,16 @@ def read_sst2(glue_dir, split):
     return [split_words(sentence) for (sentence,) in examples.texts], examples.labels
 
 
-def pretrain_bilm(size, epochs, max_tokens, console, domain_sentences=()):
-    sentences = [split_words(s)[: max_tokens - 2] for d in offline_corpus()
-                 for s in split_sentences(d)]
-    sentences = [s for s in sentences if s] + [s[: max_tokens - 2] for s in domain_sentences if s]
+def offline_sentences():
+    """The offline corpus (`reference_impl.corpus`) as word lists, one per sentence."""
+    sentences = [split_words(s) for d in offline_corpus() for s in split_sentences(d)]
+    return [s for s in sentences if s]
+
+
+def pretrain_bilm(size, epochs, max_tokens, console, domain_sentences=(), corpus_sentences=None, jit_compile="auto"):
+    """The biLM pretrained on `corpus_sentences` (default: the whole offline corpus) and `domain_sentences`."""
+    corpus_sentences = offline_sentences() if corpus_sentences is None else corpus_sentences
+    sentences = [s[: max_tokens - 2] for s in [*corpus_sentences, *domain_sentences] if s]
     vocabulary = build_word_vocabulary(sentences, vocabulary_size=4000)
     x = {"character_ids": character_ids(sentences, max_tokens)}
     ids = word_ids(sentences, vocabulary, max_tokens)
@@ -60,7 +66,7 @@ def pretrain_bilm(size, epochs, max_tokens, console, domain_sentences=()):
     keras.utils.set_random_seed(0)
     pretrainer = ELMoPretrainer(ELMoBiLM.from_name(size), len(vocabulary))
     pretrainer.set_unigram_softmax_bias(ids)
-    compile_elmo_pretraining(pretrainer)
+    compile_elmo_pretraining(pretrainer, jit_compile=jit_compile)
     lengths = [len(s) + 2 for s in sentences]
     before = pretrainer.evaluate(LengthBatches(x, lengths, 128, y, weights), verbose=0)[0]
     history = pretrainer.fit(LengthBatches(x, lengths, 64, y, weights), epochs=epochs, verbose=0)
@@ -70,11 +76,11 @@ def pretrain_bilm(size, epochs, max_tokens, console, domain_sentences=()):
     return pretrainer.bilm
 
 
-def train_classifier(bilm, sentences, labels, dev_sentences, epochs, max_tokens, seed):
+def train_classifier(bilm, sentences, labels, dev_sentences, epochs, max_tokens, seed, jit_compile="auto"):
     """Scalar mix + BiLSTM on the frozen `bilm`: dev predictions, last epoch's train accuracy, seconds, model."""
     keras.utils.set_random_seed(seed)
     classifier = ELMoClassifier(bilm, num_classes=2)
-    classifier.compile(optimizer=keras.optimizers.Adam(2e-3),
+    classifier.compile(optimizer=keras.optimizers.Adam(2e-3), jit_compile=jit_compile,
                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     start = time.perf_counter()
     batches = LengthBatches({"character_ids": character_ids(sentences, max_tokens)},

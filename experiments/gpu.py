@@ -49,11 +49,14 @@ On the GPU machine (the workplace's `run` tool; carry [".gpu_data"], timeout_s 6
     export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_MEM_FRACTION=0.9; nvidia-smi -L; \
     timeout 575 python3 -m experiments.gpu run --data .gpu_data --out $OUT
 
-Smoke mode (`tests/test_gpu_smoke.py`) runs the same code with tiny models, a
-few steps and a few examples per task, bf16 on and XLA off.
+Smoke mode (`tests/test_gpu_smoke.py`) runs the same code with tiny models
+(MiniLM cut to its first layer, `SMOKE.glue_overrides`), a few steps, a few
+examples per task and a few corpus sentences, bf16 on, nothing compiled or
+traced (no XLA; under TensorFlow, Keras' functions run eagerly).
 """
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import importlib.metadata
@@ -67,6 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -260,10 +264,10 @@ def check_carried_size(out, console):
 class Sizes:
     """What each step runs, and its time budget in seconds."""
 
-    bert: str  # BertBackbone preset
+    bert: str  # BertBackbone size (`BertBackbone.sizes`)
     bert_batch: int
     bert_length: int
-    gpt: str  # GPTBackbone preset
+    gpt: str  # GPTBackbone size
     gpt_vocabulary: int
     gpt_batch: int
     gpt_length: int
@@ -273,8 +277,10 @@ class Sizes:
     peak_size: int  # n of the n x n x n bf16 products
     peak_chain: int  # products per timed call
     glue_epochs: int  # the recipe's 3 on the GPU
+    glue_overrides: dict  # of MiniLM's config, e.g. fewer layers for the smoke; {}: the checkpoint as it is
     elmo_size: str
     elmo_pretrain_epochs: int
+    elmo_corpus_sentences: int | None  # sentences of the offline corpus for pretraining; None: all of it
     elmo_train_examples: int
     elmo_domain_sentences: int  # unlabelled SST-2 sentences for pretraining; 67349: all outside the labelled ones
     elmo_epochs: int
@@ -284,12 +290,13 @@ class Sizes:
 
 GPU = Sizes(bert="base", bert_batch=32, bert_length=128, gpt="base", gpt_vocabulary=50257, gpt_batch=16,
             gpt_length=1024, gpt_largest_batch=1024, rounds=5, round_steps=30, peak_size=8192, peak_chain=16,
-            glue_epochs=finetune.FineTuneConfig.epochs, elmo_size="small", elmo_pretrain_epochs=3,
-            elmo_train_examples=16000, elmo_domain_sentences=67349, elmo_epochs=4, elmo_max_tokens=48,
+            glue_epochs=finetune.FineTuneConfig.epochs, glue_overrides={}, elmo_size="small", elmo_pretrain_epochs=3,
+            elmo_corpus_sentences=None, elmo_train_examples=16000, elmo_domain_sentences=67349, elmo_epochs=4, elmo_max_tokens=48,
             budgets={"bert": 90, "glue": 150, "gpt": 180, "elmo": 120})
 SMOKE = Sizes(bert="tiny", bert_batch=4, bert_length=32, gpt="tiny", gpt_vocabulary=512, gpt_batch=2,
               gpt_length=32, gpt_largest_batch=8, rounds=2, round_steps=2, peak_size=64, peak_chain=2,
-              glue_epochs=1, elmo_size="tiny", elmo_pretrain_epochs=1, elmo_train_examples=12,
+              glue_epochs=1, glue_overrides={"num_layers": 1}, elmo_size="tiny", elmo_pretrain_epochs=1,
+              elmo_corpus_sentences=32, elmo_train_examples=12,
               elmo_domain_sentences=4, elmo_epochs=1, elmo_max_tokens=8,
               budgets={"bert": 600, "glue": 600, "gpt": 600, "elmo": 600})
 STEPS = ("bert", "glue", "gpt", "elmo")
@@ -299,10 +306,31 @@ STEPS = ("bert", "glue", "gpt", "elmo")
 class Precision:
     mixed_precision: bool
     jit_compile: bool
+    # Every Keras function op by op (the smoke): under TensorFlow, tracing a model's train and
+    # predict graphs costs tens of CPU-seconds, far more than the smoke's few steps.
+    eager: bool = False
 
     def apply(self):
         """The global dtype policy every model built afterwards takes."""
         keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if self.mixed_precision else "float32")
+
+
+@contextlib.contextmanager
+def functions_run_eagerly(eager):
+    """TensorFlow's tf.functions (Keras' train and predict steps) run eagerly inside; JAX without jit already does."""
+    if not eager or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    was_eager = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        with warnings.catch_warnings():  # that tf.data's own functions still run as graphs: as meant
+            warnings.filterwarnings("ignore", "Even though the `tf.config.experimental_run_functions_eagerly`")
+            yield
+    finally:
+        tf.config.run_functions_eagerly(was_eager)
 
 
 class Budget:
@@ -446,7 +474,7 @@ def random_ids(generator, shape, vocabulary_size):
 def bert_step(report, sizes, precision, peak, budget):
     import keras_hub
 
-    config = dict(BertBackbone.presets[sizes.bert])
+    config = dict(BertBackbone.sizes[sizes.bert])
     precision.apply()
     generator = np.random.default_rng(SEED)
     count, length = sizes.bert_batch * sizes.round_steps, sizes.bert_length
@@ -512,7 +540,7 @@ def largest_batch(try_batch, start, limit, budget):
 def gpt_step(report, sizes, precision, peak, budget):
     import keras_hub
 
-    config = {**gpt.GPTBackbone.presets[sizes.gpt], "vocabulary_size": sizes.gpt_vocabulary,
+    config = {**gpt.GPTBackbone.sizes[sizes.gpt], "vocabulary_size": sizes.gpt_vocabulary,
               "max_sequence_length": sizes.gpt_length}
     hub_config = {k: v for k, v in config.items() if k not in ("layer_norm_epsilon", "use_fused_attention")}
     precision.apply()
@@ -570,7 +598,7 @@ def glue_step(report, data, sizes, precision, budget):
         # As the harness's job (`benchmarks.runner.fine_tune_job`): policy, seed, a fresh encoder.
         precision.apply()
         keras.utils.set_random_seed(SEED)
-        encoder = load_hugging_face(data / "minilm")
+        encoder = load_hugging_face(data / "minilm", **sizes.glue_overrides)
         if config.mixed_precision:
             encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
         result = finetune.fine_tune(encoder, train, task.num_classes, config, SEED)
@@ -607,10 +635,10 @@ def glue_step(report, data, sizes, precision, budget):
                   "metrics", "score"], rows, notes)
 
 
-def elmo_step(report, data, sizes, console):
+def elmo_step(report, data, sizes, precision, console):
     from sklearn.metrics import accuracy_score
 
-    from experiments.elmo_sst2 import pretrain_bilm, train_classifier
+    from experiments.elmo_sst2 import offline_sentences, pretrain_bilm, train_classifier
     from reference_impl.elmo import ELMoBiLM
 
     sentences, labels, dev_sentences, dev_labels = load_sst2_words(data / "sst2_words.npz")
@@ -621,10 +649,15 @@ def elmo_step(report, data, sizes, console):
     domain = [sentences[i] for i in np.random.default_rng(SEED).permutation(len(sentences))
               if i not in labelled][: sizes.elmo_domain_sentences]
     train_sentences, train_labels = [sentences[i] for i in subset], labels[subset]
+    corpus = ("the offline corpus" if sizes.elmo_corpus_sentences is None
+              else f"{sizes.elmo_corpus_sentences} sentences of the offline corpus")
     keras.mixed_precision.set_dtype_policy("float32")  # as on the CPU: the step compares with that run
     log = Console(file=io.StringIO(), record=True, width=200)  # pretrain_bilm's loss line, for the notes
     start = time.perf_counter()
-    bilm = pretrain_bilm(sizes.elmo_size, sizes.elmo_pretrain_epochs, sizes.elmo_max_tokens, log, domain)
+    # "auto" as in the CPU study (XLA where the backend has it); the smoke compiles nothing.
+    jit_compile = "auto" if precision.jit_compile else False
+    bilm = pretrain_bilm(sizes.elmo_size, sizes.elmo_pretrain_epochs, sizes.elmo_max_tokens, log, domain,
+                         offline_sentences()[: sizes.elmo_corpus_sentences], jit_compile)
     pretrain_seconds = time.perf_counter() - start
     majority = np.bincount(train_labels).argmax()
     rows = [[f"majority class (label {majority})",
@@ -634,13 +667,14 @@ def elmo_step(report, data, sizes, console):
                                         (f"frozen untrained biLM ({sizes.elmo_size})",
                                          ELMoBiLM.from_name(sizes.elmo_size), 0)):
         predictions, train_accuracy, seconds, _ = train_classifier(
-            frozen, train_sentences, train_labels, dev_sentences, sizes.elmo_epochs, sizes.elmo_max_tokens, SEED)
+            frozen, train_sentences, train_labels, dev_sentences, sizes.elmo_epochs, sizes.elmo_max_tokens, SEED,
+            jit_compile)
         rows.append([f"{name} + scalar mix + BiLSTM", f"{accuracy_score(dev_labels, predictions):.4f}",
                      f"{train_accuracy:.4f}", f"{pretrain_time:.0f} pretrain + {seconds:.0f} classifier"])
     report.table("elmo", f"ELMo on SST-2 dev ({len(dev_labels)} sentences), {len(train_labels)} training sentences",
                  ["model", "dev accuracy", "train accuracy (last epoch)", "train time (s)"], rows,
                  [line for line in log.export_text().splitlines() if line.strip()]
-                 + [f"biLM pretraining: {sizes.elmo_pretrain_epochs} epochs on the offline corpus and "
+                 + [f"biLM pretraining: {sizes.elmo_pretrain_epochs} epochs on {corpus} and "
                     f"{len(domain)} unlabelled SST-2 sentences, at most {sizes.elmo_max_tokens} tokens."])
 
 
@@ -654,6 +688,11 @@ def run(data, out, sizes=GPU, precision=Precision(True, True), steps=STEPS, cons
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise SystemExit(f"unknown steps {sorted(unknown)}; choose from {', '.join(STEPS)}.")
+    with functions_run_eagerly(precision.eager):
+        return run_steps(data, out, sizes, precision, steps, console)
+
+
+def run_steps(data, out, sizes, precision, steps, console):
     report = Report(out, console)
     precision.apply()
     peak = measure_peak(sizes, precision)
@@ -677,7 +716,7 @@ def run(data, out, sizes=GPU, precision=Precision(True, True), steps=STEPS, cons
         elif step == "glue":
             glue_step(report, data, sizes, precision, budget)
         else:
-            elmo_step(report, data, sizes, console)
+            elmo_step(report, data, sizes, precision, console)
         keras.backend.clear_session()
         console.print(f"step {step}: {time.perf_counter() - start:.0f} s")
     check_tables(report, steps)
@@ -727,7 +766,7 @@ def main(argv=None):
         prepare(args.glue_dir, args.out, args.sequence_length, args.max_train_examples, args.max_eval_examples,
                 wheels=not args.no_wheels, task_names=args.tasks)
     else:
-        precision = Precision(not args.no_mixed_precision, not (args.no_jit or args.smoke))
+        precision = Precision(not args.no_mixed_precision, not (args.no_jit or args.smoke), eager=args.smoke)
         return run(args.data, args.out, SMOKE if args.smoke else GPU, precision, args.steps)
 
 

@@ -2,8 +2,8 @@
 
 The data are prepared here from the real GLUE files (a few examples of a
 sentence-pair classification task and a regression task) and the real
-MiniLM checkpoint; the run is `python -m experiments.gpu run --smoke`, one
-test per step so that a failure names its step.
+MiniLM checkpoint; the run is `python -m experiments.gpu run --smoke`, all
+four steps once for the module (as on the GPU), then one test per step's table.
 """
 
 import os
@@ -39,8 +39,11 @@ def prepared(tmp_path_factory):
     return folder, manifest
 
 
-def smoke(folder, out, *steps):
-    return gpu.main(["run", "--data", str(folder), "--out", str(out), "--smoke", "--steps", *steps])
+@pytest.fixture(scope="module")
+def smoke(prepared, tmp_path_factory):
+    """The report of one smoke run of every step, and the folder it wrote its tables to."""
+    out = tmp_path_factory.mktemp("gpu_results")
+    return gpu.main(["run", "--data", str(prepared[0]), "--out", str(out), "--smoke"]), out
 
 
 def number(text):
@@ -91,26 +94,32 @@ def test_carried_size_over_the_limit_is_refused(prepared, monkeypatch):
         gpu.check_carried_size(folder, Console(quiet=True))
 
 
-def test_smoke_bert_throughput_table(prepared, tmp_path):
-    report = smoke(prepared[0], tmp_path, "bert")
-    peak = report.tables["machine"]["rows"][-1][1]
-    assert number(peak.split()[0]) > 0
+def test_smoke_measures_the_peak_in_mixed_precision(smoke):
+    machine = dict(smoke[0].tables["machine"]["rows"])
+    assert machine["bf16 mixed precision, XLA"] == "True, False"
+    assert number(machine["measured bf16 matmul peak"].split()[0]) > 0
+    assert sorted(path.name for path in smoke[1].glob("*.md")) == ["bert.md", "elmo.md", "glue.md", "gpt.md",
+                                                                  "machine.md"]
+
+
+def test_smoke_bert_throughput_table(smoke):
+    report, out = smoke
     rows = report.tables["bert"]["rows"]
     assert [row[0] for row in rows] == ["reference BertBackbone", "keras-hub BertBackbone"]
     for _, tokens_per_second, tflops, mfu, ratio in rows:
         assert number(tokens_per_second) > 0 and number(tflops) > 0 and number(mfu) > 0 and number(ratio) > 0
     assert rows[1][4] == "1.00"
-    assert "| reference BertBackbone |" in (tmp_path / "bert.md").read_text()
+    assert "| reference BertBackbone |" in (out / "bert.md").read_text()
 
 
-def test_smoke_gpt_throughput_and_larger_batches(prepared, tmp_path):
-    rows = smoke(prepared[0], tmp_path, "gpt").tables["gpt"]["rows"]
+def test_smoke_gpt_throughput_and_larger_batches(smoke):
+    rows = smoke[0].tables["gpt"]["rows"]
     assert [(row[0], row[1]) for row in rows] == [("reference GPT", 2), ("keras-hub GPT2", 2), ("reference GPT", 8)]
     assert all(number(row[2]) > 0 and number(row[4]) > 0 for row in rows)
 
 
-def test_smoke_glue_sweep_scores_every_carried_task(prepared, tmp_path):
-    table = smoke(prepared[0], tmp_path, "glue").tables["glue"]
+def test_smoke_glue_sweep_scores_every_carried_task(smoke):
+    table = smoke[0].tables["glue"]
     assert [row[0] for row in table["rows"]] == list(TASKS)
     for task, train_examples, steps, *_, dev_examples, scores, score in table["rows"]:
         assert (train_examples, steps, dev_examples) == (TRAIN_EXAMPLES, 1, EVAL_EXAMPLES)
@@ -119,8 +128,8 @@ def test_smoke_glue_sweep_scores_every_carried_task(prepared, tmp_path):
     assert any(note.startswith("Full GLUE") and "GPU-hours" in note for note in table["notes"])
 
 
-def test_smoke_elmo_compares_pretrained_and_untrained_bilm(prepared, tmp_path):
-    table = smoke(prepared[0], tmp_path, "elmo").tables["elmo"]
+def test_smoke_elmo_compares_pretrained_and_untrained_bilm(smoke):
+    table = smoke[0].tables["elmo"]
     assert [row[0].split(" (")[0] for row in table["rows"]] == ["majority class", "frozen ELMo", "frozen untrained biLM"]
     assert all(0 <= float(row[1]) <= 1 for row in table["rows"])
     assert any(note.startswith("biLM pretraining on") for note in table["notes"])
