@@ -93,12 +93,12 @@ def next_token_inputs_and_targets(token_ids, padding_mask):
     ids, mask = np.asarray(token_ids), np.asarray(padding_mask)
     return ids[:, :-1], mask[:, :-1], ids[:, 1:], mask[:, 1:].astype("float32")
 ''',
-        "ops.slice with explicit sizes, weights as booleans": '''
+        "ops.slice with explicit sizes, weights from a comparison": '''
 def next_token_inputs_and_targets(token_ids, padding_mask):
     batch, length = ops.shape(token_ids)
     first = lambda x: ops.slice(x, (0, 0), (batch, length - 1))
     rest = lambda x: ops.slice(x, (0, 1), (batch, length - 1))
-    return first(token_ids), first(padding_mask), rest(token_ids), rest(padding_mask) == 1
+    return first(token_ids), first(padding_mask), rest(token_ids), ops.cast(rest(padding_mask) == 1, "float32")
 ''',
         "roll the ids left, then crop": '''
 def next_token_inputs_and_targets(token_ids, padding_mask):
