@@ -76,3 +76,12 @@ def test_the_same_grades_under_jax():
     assert run.returncode == 0, run.stderr[-3000:]
     unfair = json.loads(run.stdout.strip().splitlines()[-1])
     assert unfair == {name: {} for name in assignments.names()}
+
+
+def test_the_backend_option_cannot_switch_a_running_keras():
+    import keras
+
+    from grader import __main__ as cli
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    with pytest.raises(SystemExit, match=f"set KERAS_BACKEND={other} before starting the grader"):
+        cli.select_backend(other)

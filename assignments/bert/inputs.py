@@ -41,19 +41,23 @@ def corruption(rng):
                  random_ids=random_ids.astype("int32"), mask_token_id=int(rng.integers(1, 5)))]
 
 
-def masked_lm_loss(rng):
-    """Prediction slots of three sequences, each with unused (padding) slots, in different
-    numbers (as many in all as neither the batch size nor the slots per sequence); the unused
-    slots hold non-zero labels (as a batch left over from another step
-    would), so only the weights tell them apart."""
-    batch, predictions, vocabulary = 3, int(rng.integers(5, 8)), int(rng.integers(9, 14))
+def _prediction_slots(rng, batch, predictions, vocabulary):
     logits = (2 * rng.standard_normal((batch, predictions, vocabulary))).astype("float32")
     counts = rng.choice(np.arange(1, predictions), size=batch, replace=False)
     while counts.sum() in (batch, predictions):  # so no other divisor gives the mean
         counts = rng.choice(np.arange(1, predictions), size=batch, replace=False)
     weights = (np.arange(predictions)[None, :] < counts[:, None]).astype("float32")
     labels = rng.integers(1, vocabulary, size=(batch, predictions))
-    return [dict(logits=logits, labels=labels.astype("int32"), weights=weights)]
+    return dict(logits=logits, labels=labels.astype("int32"), weights=weights)
+
+
+def masked_lm_loss(rng):
+    """Prediction slots of three sequences, each with unused (padding) slots, in different
+    numbers (as many in all as neither the batch size nor the slots per sequence); the unused
+    slots hold non-zero labels (as a batch left over from another step would), so only the
+    weights tell them apart. Two draws of different sizes: a scalar may match by chance once."""
+    return [_prediction_slots(rng, 3, int(rng.integers(5, 8)), int(rng.integers(9, 14))),
+            _prediction_slots(rng, 3, int(rng.integers(8, 11)), int(rng.integers(15, 20)))]
 
 
 def embeddings(rng):

@@ -275,12 +275,13 @@ def difference(got, want, inputs=None):
             return (f"dtype {got.dtype}, expected floating point (weights, probabilities and losses "
                     f"are floats: e.g. ops.cast(x, \"float32\"))")
         got64, want64 = got.astype("float64"), want.astype("float64")
-        if not np.isfinite(got64).all():
-            return f"{int((~np.isfinite(got64)).sum())} non-finite values (NaN or inf)"
-        wrong = ~np.isclose(got64, want64, rtol=RTOL, atol=ATOL)
+        wrong = ~np.isclose(got64, want64, rtol=RTOL, atol=ATOL, equal_nan=True)
         if not wrong.any():
             return None
-        error = np.abs(got64 - want64)
+        non_finite = wrong & ~np.isfinite(got64)
+        if non_finite.any():
+            return f"{int(non_finite.sum())} non-finite values (NaN or inf)"
+        error = np.where(wrong, np.abs(got64 - want64), 0.0)
         worst = np.unravel_index(np.argmax(error), want.shape)
         why = (f"{int(wrong.sum())} of {want.size} values differ; max error "
                f"{float(error.max()):.3g} at index {tuple(int(i) for i in worst)}")
