@@ -80,20 +80,20 @@ def test_an_input_changed_in_place_is_caught_and_named(tmp_path):
 
 
 @pytest.mark.parametrize("output,wrong_dtype,expected", [
-    (2, "float32", "expected integers"),   # float target ids
-    (3, "int32", "expected floating point"),  # int loss weights
+    (1, "float32", "expected integers"),   # float backward target ids
+    (3, "int32", "expected floating point"),  # int backward loss weights
 ])
 def test_a_wrong_dtype_is_caught_and_named(tmp_path, output, wrong_dtype, expected):
-    def next_token_inputs_and_targets(token_ids, padding_mask):
-        outputs = list(reference("gpt.next_token_shift")(token_ids, padding_mask))
+    def language_model_targets(word_ids):
+        outputs = list(reference("elmo.language_model_targets")(word_ids))
         outputs[output] = outputs[output].astype(wrong_dtype)  # the right values
         return tuple(outputs)
 
-    verdict = graded(tmp_path, "gpt.next_token_shift", next_token_inputs_and_targets)
+    verdict = graded(tmp_path, "elmo.language_model_targets", language_model_targets)
     assert not verdict.passed
     assert f"output{output}: dtype {wrong_dtype}, {expected}" in verdict.message, verdict.message
     with pytest.raises(AssertionError, match=expected):
-        local(tmp_path, "gpt.next_token_shift", next_token_inputs_and_targets)
+        local(tmp_path, "elmo.language_model_targets", language_model_targets)
 
 
 def test_a_scalar_mismatch_shows_expected_and_actual(tmp_path):

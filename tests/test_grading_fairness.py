@@ -19,7 +19,7 @@ import pytest
 from grader import assignment as assignments, check, mutation
 
 SEEDS = [7 + 1_000_003 * i for i in range(20)]
-JAX_SEEDS = SEEDS[:2]
+JAX_SEEDS = SEEDS[:1]  # the inputs are drawn by numpy, the same under both backends
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

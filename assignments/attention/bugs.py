@@ -62,10 +62,10 @@ BUGS = {
         ("heads axis put first: [h, B, T, d]", "return ops.transpose(x, (0, 2, 1, 3))",
          "return ops.transpose(x, (2, 0, 1, 3))"),
         ("two heads hard-coded", "(batch, length, num_heads, hidden // num_heads)", "(batch, length, 2, hidden // 2)"),
-        ("split along the sequence axis instead of the hidden axis",
+        ("heads stacked on the last axis: [B, T, d, h]",
          "x = ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
          "    return ops.transpose(x, (0, 2, 1, 3))",
-         "return ops.stack(ops.split(x, num_heads, axis=1), axis=1)"),
+         "return ops.stack(ops.split(x, num_heads, axis=-1), axis=-1)"),
     ],
     "merge_heads": [
         ("reshaped straight to [B, T, H] without a transpose",
