@@ -145,10 +145,8 @@ def _transposed(got, want):
     """The axes of `want` that, swapped, give `got` (or None)."""
     for a in range(want.ndim):
         for b in range(a + 1, want.ndim):
-            if want.shape[a] != want.shape[b] or got.shape == want.shape:
-                swapped = np.swapaxes(want, a, b)
-                if _close(got, swapped):
-                    return a, b
+            if _close(got, np.swapaxes(want, a, b)):
+                return a, b
     return None
 
 
@@ -181,12 +179,13 @@ def _padding_inputs(inputs, shape):
         looks_like_padding = name.startswith(EXPECTED) or any(word in name for word in ("mask", "weight"))
         if not looks_like_padding or not np.isin(value, (0, 1)).all():
             continue
-        while value.ndim > len(shape) and value.shape[-1] == 1:
-            value = value[..., 0]
-        prefix = value.reshape(value.shape + (1,) * (len(shape) - value.ndim)) if value.ndim <= len(shape) else None
+        if value.ndim > len(shape):
+            continue
+        # a mask of the leading axes ([B, T] for a [B, T, H] output) covers the axes after them
+        leading = value.reshape(value.shape + (1,) * (len(shape) - value.ndim))
         try:
-            found[name] = np.broadcast_to(prefix == 0, shape)
-        except (ValueError, TypeError):
+            found[name] = np.broadcast_to(leading == 0, shape)
+        except ValueError:
             continue
     return found
 
