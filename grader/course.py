@@ -373,6 +373,7 @@ def record_grades(course, result):
                 grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
                                       result["student"])
                 grade.auto_score = cell["score"]
+                grade.needs_manual_grade = False  # only written answers wait for the formgrader
         gb.db.commit()
 
 
