@@ -11,8 +11,24 @@ from cluster import executor as cluster_executor
 from grader import course, limits, sandbox
 
 
+BACKENDS = ("tensorflow", "jax")
+
+
+def select_backend(backend):
+    """Grade under `backend`: the sandbox gives kernels the grader's KERAS_BACKEND, and the
+    references and bug runs in this process read it when Keras is first imported."""
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        sys.exit(f"error: Keras is already running on {keras.backend.backend()}; "
+                 f"set KERAS_BACKEND={backend} before starting the grader instead")
+    os.environ["KERAS_BACKEND"] = backend
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="the Keras backend for the kernels and the references (default: "
+                             "$KERAS_BACKEND, else tensorflow)")
     commands = parser.add_subparsers(dest="command", required=True)
     setup = commands.add_parser("setup", help="create an nbgrader course directory from assignments/")
     setup.add_argument("course")
@@ -59,6 +75,8 @@ def main(argv=None):
     measure.add_argument("--multiple", type=float, default=limits.MULTIPLE,
                          help="limits = this many times the reference run (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.backend:
+        select_backend(args.backend)
     if args.command == "measure":
         from grader import check
         print(json.dumps(check.measure(args.assignment, args.multiple), indent=1))

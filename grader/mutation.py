@@ -103,7 +103,7 @@ def mutant(assignment, function, index):
     return run_definitions(assignment, apply_bug(definitions(assignment.notebook()), old, new))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=16384)
 def bug_outputs(assignment, case_id, function, seed, index):
     """What catalogued bug `index` of `function` gives on the case's secret inputs
     under `seed`: (outputs as {"call{i}_output{j}": array}, None), or (None, the error

@@ -61,7 +61,7 @@ BUGS = '''"""Known bugs and alternative correct solutions for the {name} assignm
 BUGS: graded function -> [(what the student got wrong, text in the solution, replacement)].
 The feedback names a bug when a student's outputs match the solution with that
 edit applied. CORRECT: graded function -> {{how it differs: a whole correct definition}}.
-The tests ask for at least 5 bugs and 2 alternatives per graded function.
+The tests ask for at least 8 bugs and 3 alternatives per graded function.
 """
 
 BUGS = {{

@@ -8,6 +8,7 @@ miss the reference are compared with those of the assignment's catalogued bugs
 feedback can name the mistake.
 """
 
+import functools
 import math
 import os
 import struct
@@ -126,44 +127,21 @@ def load_capture(path):
                          "only .npz files written by capture() are accepted") from None
 
 
+@functools.lru_cache(maxsize=4096)
+def reference_outputs(assignment, case_id, function, seed):
+    """The reference's outputs on the case's secret inputs under `seed` (kept: every
+    notebook graded with that seed, and every catalogued bug compared, reuses them)."""
+    return outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
+
+
 def outputs_of(fn, calls):
+    """{"call{i}_output{j}": array} of `fn` (a reference) on each call's arguments, passed as
+    the notebook passes them."""
     arrays = {}
     for i, kwargs in enumerate(calls):
-        for j, output in enumerate(fn(**kwargs)):
+        for j, output in enumerate(fn(**grading_runtime.notebook_arguments(kwargs))):
             arrays[f"call{i}_output{j}"] = np.asarray(output)
     return arrays
-
-
-def difference(got, want):
-    """None when `got` matches `want` under the stated tolerances, else why not."""
-    if got.shape != want.shape:
-        return f"shape {got.shape}, expected {want.shape}"
-    if want.dtype == bool:
-        if got.dtype.kind not in "biu" or not np.isin(got, (0, 1)).all():
-            return f"dtype {got.dtype}, expected a boolean mask"
-        wrong = got.astype(bool) != want
-        if wrong.any():
-            where = [tuple(int(i) for i in ix) for ix in np.argwhere(wrong)[:3]]
-            return f"{int(wrong.sum())} of {want.size} entries wrong, e.g. at {where}"
-        return None
-    if got.dtype.kind not in "biuf":
-        return f"dtype {got.dtype}, expected floating point"
-    got = got.astype("float64")
-    if not np.isfinite(got).all():
-        return f"{int((~np.isfinite(got)).sum())} non-finite values (NaN or inf)"
-    wrong = ~np.isclose(got, want, rtol=RTOL, atol=ATOL)
-    if wrong.any():
-        worst = np.unravel_index(np.argmax(np.abs(got - want)), want.shape)
-        return (f"{int(wrong.sum())} of {want.size} values differ; max error "
-                f"{float(np.abs(got - want).max()):.3g} at index {tuple(int(i) for i in worst)}")
-    return None
-
-
-def _mismatches(got, want):
-    missing = sorted(set(want) - set(got))
-    if missing:
-        return [f"{name}: missing (the function returned too few values)" for name in missing]
-    return [f"{name}: {why}" for name in sorted(want) if (why := difference(got[name], want[name]))]
 
 
 def known_bugs(assignment, case_id, function, seed, got=None, raised=None):
@@ -172,7 +150,7 @@ def known_bugs(assignment, case_id, function, seed, got=None, raised=None):
     named = []
     for index, (description, _, _) in enumerate(assignment.catalogue[0].get(function, ())):
         outputs, error = mutation.bug_outputs(assignment, case_id, function, seed, index)
-        if (outputs is not None and got is not None and not _mismatches(got, outputs)) or \
+        if (outputs is not None and got is not None and not grading_runtime.mismatches(got, outputs)) or \
                 (error is not None and error.strip() == raised):
             named.append(description)
     return named
@@ -206,8 +184,8 @@ def judge_case(case_id, capture_dir, seed, function=None):
         got = load_capture(path)
     except ValueError as error:
         return CaseVerdict(case_id, False, str(error))
-    want = outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
-    mismatches = _mismatches(got, want)
+    want = reference_outputs(assignment, case_id, function, seed)
+    mismatches = grading_runtime.mismatches(got, want, assignment.draw_calls(case_id, seed))
     if not mismatches:
         return CaseVerdict(case_id, True, f"{function}: correct (rtol {RTOL:g}, atol {ATOL:g})")
     named = known_bugs(assignment, case_id, function, seed, got)

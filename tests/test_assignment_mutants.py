@@ -15,7 +15,7 @@ import pytest
 from grader import assignment as assignments, check, mutation
 
 ASSIGNMENTS = assignments.names()
-MIN_BUGS, MIN_CORRECT = 5, 2
+MIN_BUGS, MIN_CORRECT = 8, 3
 
 
 def table(name):

@@ -18,6 +18,16 @@ BUGS = {
          "weights = (1.0 / counts) / ops.sum(1.0 / counts)"),
         ("only the last micro-batch's gradient", "return ops.tensordot(weights, micro_gradients, axes=1)",
          "return micro_gradients[-1]"),
+        ("integer division of the counts (every weight truncated to 0)",
+         'counts = ops.cast(token_counts, "float32")\n    weights = counts / ops.sum(counts)',
+         "weights = token_counts // ops.sum(token_counts)"),
+        ("only the first micro-batch's gradient", "return ops.tensordot(weights, micro_gradients, axes=1)",
+         "return micro_gradients[0]"),
+        ("accumulated in place into the first micro-batch's gradient",
+         "return ops.tensordot(weights, micro_gradients, axes=1)",
+         "total = micro_gradients[0]\n    total *= float(weights[0])\n"
+         "    for step in range(1, len(micro_gradients)):\n"
+         "        total += float(weights[step]) * micro_gradients[step]\n    return total"),
     ],
     "albert_parameter_counts": [
         ("a separate block for every layer (no cross-layer sharing)", "encoder = num_groups * block",
@@ -48,6 +58,14 @@ BUGS = {
          "ops.matmul(embedded, ops.transpose(projection_kernel))"),
         ("bias added before the projection", "ops.matmul(embedded, projection_kernel) + projection_bias",
          "ops.matmul(embedded + projection_bias, projection_kernel)"),
+        ("a relu after the projection (ALBERT's projection is linear)",
+         "return ops.matmul(embedded, projection_kernel) + projection_bias",
+         "return ops.relu(ops.matmul(embedded, projection_kernel) + projection_bias)"),
+        ("embeddings scaled by sqrt(E), as in the original Transformer",
+         "embedded = ops.take(token_table, token_ids, axis=0)",
+         "embedded = ops.take(token_table, token_ids, axis=0) * np.sqrt(ops.shape(token_table)[1])"),
+        ("table looked up along the embedding axis", "ops.take(token_table, token_ids, axis=0)",
+         "ops.take(token_table, token_ids, axis=1)"),
     ],
     "replaced_token_labels": [
         ("every masked position labelled replaced, even where the generator guessed right",
@@ -65,6 +83,13 @@ BUGS = {
         ("originals written into the discriminator's input",
          "corrupted, original = fill(sampled_ids), fill(original_ids)",
          "corrupted, original = fill(original_ids), fill(sampled_ids)"),
+        ("labels returned as integers", 'ops.cast(ops.not_equal(corrupted, original), "float32")',
+         'ops.cast(ops.not_equal(corrupted, original), "int32")'),
+        ("corrupted ids returned as floats", 'return ops.where(written, ops.cast(scattered, "int32"), token_ids)',
+         'return ops.where(written, scattered, ops.cast(token_ids, "float32"))'),
+        ("the samples written into token_ids in place",
+         "corrupted, original = fill(sampled_ids), fill(original_ids)",
+         "corrupted, original = fill(sampled_ids), fill(original_ids)\n    token_ids[...] = np.asarray(corrupted)"),
     ],
     "replaced_token_detection_loss": [
         ("padding tokens included in the mean", "return ops.sum(token_losses * weights) / ops.sum(weights)",
@@ -80,6 +105,11 @@ BUGS = {
          "token_losses = ops.softplus(logits) - labels * logits",
          "token_losses = (ops.sigmoid(logits) - labels) ** 2"),
         ("sign of the logits flipped (sigmoid(-x))", "ops.softplus(logits)", "ops.softplus(-logits)"),
+        ("sigmoid taken twice (probabilities passed as logits)",
+         "token_losses = ops.softplus(logits) - labels * logits",
+         "probabilities = ops.sigmoid(logits)\n    token_losses = ops.softplus(probabilities) - labels * probabilities"),
+        ("padding zeroed but counted in the mean", "return ops.sum(token_losses * weights) / ops.sum(weights)",
+         "return ops.mean(token_losses * weights)"),
     ],
 }
 
@@ -125,6 +155,17 @@ def albert_parameter_counts(vocabulary_size, max_sequence_length, embedding_dim,
     encoder = num_layers * per_application // (num_layers // num_groups)
     return embedding, encoder, embedding + encoder + dense(H, H)
 ''',
+        "a loop over the layers, each group's block counted once": '''
+def albert_parameter_counts(vocabulary_size, max_sequence_length, embedding_dim, hidden_dim,
+                            intermediate_dim, num_layers, num_groups):
+    V, T, E, H, I = vocabulary_size, max_sequence_length, embedding_dim, hidden_dim, intermediate_dim
+    dense = lambda n_in, n_out: n_in * n_out + n_out
+    embedding = (V + T + 2) * E + 2 * E + dense(E, H)
+    block = 4 * dense(H, H) + dense(H, I) + dense(I, H) + 2 * (2 * H)
+    groups = {layer * num_groups // num_layers for layer in range(num_layers)}
+    encoder = sum(block for _ in groups)
+    return embedding, encoder, embedding + encoder + dense(H, H)
+''',
     },
     "factorised_embedding": {
         "project the whole table once, then look up": '''
@@ -163,6 +204,16 @@ def replaced_token_labels(token_ids, mask_positions, sampled_ids, original_ids, 
     np.put_along_axis(original, mask_positions, np.where(real, original_ids, kept), axis=1)
     return corrupted, (corrupted != original).astype("float32")
 ''',
+        "numpy: each position's slot by comparison and argmax": '''
+def replaced_token_labels(token_ids, mask_positions, sampled_ids, original_ids, mask_weights):
+    token_ids = np.asarray(token_ids)
+    hit = ((np.asarray(mask_positions)[:, :, None] == np.arange(token_ids.shape[1])[None, None, :])
+           & (np.asarray(mask_weights)[:, :, None] > 0))
+    written, slot = hit.any(axis=1), hit.argmax(axis=1)
+    corrupted = np.where(written, np.take_along_axis(np.asarray(sampled_ids), slot, axis=1), token_ids)
+    original = np.where(written, np.take_along_axis(np.asarray(original_ids), slot, axis=1), token_ids)
+    return corrupted.astype("int32"), (corrupted != original).astype("float32")
+''',
     },
     "replaced_token_detection_loss": {
         "Keras' binary cross-entropy from logits with a masked mean": '''
@@ -178,6 +229,17 @@ def replaced_token_detection_loss(logits, is_replaced, padding_mask):
     x, y = logits[real].astype("float64"), is_replaced[real]
     p = 1.0 / (1.0 + np.exp(-x))
     return np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+''',
+        "a float64 loop over the real tokens": '''
+def replaced_token_detection_loss(logits, is_replaced, padding_mask):
+    total, count = 0.0, 0
+    for row in zip(np.asarray(logits, "float64"), np.asarray(is_replaced), np.asarray(padding_mask)):
+        for x, y, real in zip(*row):
+            if real:
+                p = 1 / (1 + np.exp(-x))
+                total -= y * np.log(p) + (1 - y) * np.log(1 - p)
+                count += 1
+    return np.float32(total / count)
 ''',
     },
 }

@@ -1,4 +1,9 @@
-"""Graded inputs of the after-BERT assignment (drawn fresh from a seed at grading time)."""
+"""Graded inputs of the after-BERT assignment (drawn fresh from a seed at grading time).
+
+Each case's docstring says what it exercises; its inputs are built so that it
+does, whatever the seed. Sizes and counts are plain Python ints, as a notebook
+passes them.
+"""
 
 import numpy as np
 
@@ -6,8 +11,8 @@ MASK_ID = 4  # ids 0-4 are [PAD], [UNK], [CLS], [SEP], [MASK]; words start at 5
 
 
 def gradient_accumulation(rng):
-    # Micro-batches hold different numbers of real tokens (one holds many), so
-    # a plain mean of their gradients differs from the large-batch gradient.
+    """Micro-batches holding different numbers of real tokens (one holds many, and it is
+    not the last), so a plain mean of their gradients differs from the large-batch one."""
     calls = []
     for steps in (int(rng.integers(3, 6)), 2):
         counts = rng.integers(1, 40, size=steps)
@@ -18,8 +23,8 @@ def gradient_accumulation(rng):
 
 
 def albert_counts(rng):
-    # Small sizes so that a missed bias (a few parameters) is far beyond the
-    # tolerance; E < H, and every size differs from the others.
+    """One shared group, two groups and no sharing, on small sizes (a missed bias, a few
+    parameters, is far beyond the tolerance); E < H, and every size differs from the others."""
     vocabulary_size = int(rng.integers(40, 80))
     max_sequence_length = int(rng.integers(10, 20))
     embedding_dim, hidden_dim = int(rng.choice([3, 5])), int(rng.choice([8, 12]))
@@ -36,6 +41,7 @@ def albert_counts(rng):
 
 
 def factorised_embedding(rng):
+    """Token ids looked up in a V x E table, projected to H (E < H, V, T and H all differ)."""
     batch, length = 2, int(rng.integers(4, 8))
     vocabulary, embedding_dim, hidden_dim = int(rng.integers(20, 40)), 3, int(rng.choice([5, 7]))
     return [dict(token_ids=rng.integers(0, vocabulary, size=(batch, length)).astype("int32"),
@@ -45,6 +51,8 @@ def factorised_embedding(rng):
 
 
 def replaced_labels(rng):
+    """Three rows with 4, 3 and 2 real prediction slots (the others padding, at position 0);
+    the generator is right at one real slot of every row, wrong at the others."""
     batch, length, slots, vocabulary = 3, int(rng.integers(9, 14)), 4, int(rng.integers(20, 40))
     original = rng.integers(5, vocabulary, size=(batch, length))
     original[:, 0] = 2  # [CLS]
@@ -70,6 +78,8 @@ def replaced_labels(rng):
 
 
 def rtd_loss(rng):
+    """Rows of different lengths, every row padded, each with replaced and original tokens;
+    padding positions carry confident logits (counting them would show)."""
     calls = []
     for batch, length in ((3, int(rng.integers(6, 11))), (2, 4)):
         lengths = rng.integers(2, length, size=batch)  # rows of different lengths, all padded

@@ -36,6 +36,13 @@ BUGS = {
         ("mask returned as additive float scores instead of booleans",
          "return key_positions <= query_positions",
          "return ops.where(key_positions <= query_positions, 0.0, -1e9)"),
+        ("offset added to the key positions instead of the query positions",
+         "ops.arange(query_length)[:, None] + offset\n    key_positions = ops.arange(key_length)[None, :]",
+         "ops.arange(query_length)[:, None]\n    key_positions = ops.arange(key_length)[None, :] + offset"),
+        ("offset assumed to be key_length - query_length (a chunk in mid-cache sees the wrong keys)",
+         "ops.arange(query_length)[:, None] + offset", "ops.arange(query_length)[:, None] + key_length - query_length"),
+        ("mask transposed: [key_length, query_length]", "return key_positions <= query_positions",
+         "return ops.transpose(key_positions <= query_positions)"),
     ],
     "split_heads": [
         ("reshaped straight to [B, h, T, d] without a transpose",
@@ -52,6 +59,13 @@ BUGS = {
          "return ops.transpose(x, (0, 2, 3, 1))"),
         ("num_heads used as the head width",
          "(batch, length, num_heads, hidden // num_heads)", "(batch, length, hidden // num_heads, num_heads)"),
+        ("heads axis put first: [h, B, T, d]", "return ops.transpose(x, (0, 2, 1, 3))",
+         "return ops.transpose(x, (2, 0, 1, 3))"),
+        ("two heads hard-coded", "(batch, length, num_heads, hidden // num_heads)", "(batch, length, 2, hidden // 2)"),
+        ("heads stacked on the last axis: [B, T, d, h]",
+         "x = ops.reshape(x, (batch, length, num_heads, hidden // num_heads))\n"
+         "    return ops.transpose(x, (0, 2, 1, 3))",
+         "return ops.stack(ops.split(x, num_heads, axis=-1), axis=-1)"),
     ],
     "merge_heads": [
         ("reshaped straight to [B, T, H] without a transpose",
@@ -68,6 +82,14 @@ BUGS = {
         ("sequence and head-width axes swapped",
          "ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim)",
          "ops.transpose(x, (0, 3, 1, 2)), (batch, length, heads * head_dim)"),
+        ("heads summed instead of concatenated",
+         "return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+         "return ops.sum(x, axis=1)"),
+        ("heads concatenated along the sequence axis: [B, h * T, d]",
+         "return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_dim))",
+         "return ops.reshape(x, (batch, heads * length, head_dim))"),
+        ("batch and sequence axes mixed up before the reshape", "ops.reshape(ops.transpose(x, (0, 2, 1, 3))",
+         "ops.reshape(ops.transpose(x, (2, 0, 1, 3))"),
     ],
 }
 
@@ -118,6 +140,10 @@ def causal_attention_mask(query_length, key_length, offset=0):
     j = ops.expand_dims(ops.arange(key_length), 0)
     return ops.greater_equal(i, j)
 ''',
+        "nested Python loops": '''
+def causal_attention_mask(query_length, key_length, offset=0):
+    return np.array([[j <= i + offset for j in range(key_length)] for i in range(query_length)])
+''',
     },
     "split_heads": {
         "numpy reshape and swapaxes": '''
@@ -130,6 +156,12 @@ def split_heads(x, num_heads):
     width = x.shape[-1] // num_heads
     return ops.stack([x[..., h * width:(h + 1) * width] for h in range(num_heads)], axis=1)
 ''',
+        "Keras Reshape and Permute layers": '''
+def split_heads(x, num_heads):
+    length, hidden = x.shape[1], x.shape[2]
+    x = keras.layers.Reshape((length, num_heads, hidden // num_heads))(x)
+    return keras.layers.Permute((2, 1, 3))(x)
+''',
     },
     "merge_heads": {
         "numpy swapaxes and reshape with -1": '''
@@ -140,6 +172,11 @@ def merge_heads(x):
         "concatenating the heads along the hidden axis": '''
 def merge_heads(x):
     return ops.concatenate([x[:, h] for h in range(x.shape[1])], axis=-1)
+''',
+        "Keras Permute and Reshape layers": '''
+def merge_heads(x):
+    _, heads, length, head_dim = x.shape
+    return keras.layers.Reshape((length, heads * head_dim))(keras.layers.Permute((2, 1, 3))(x))
 ''',
     },
 }

@@ -1,6 +1,16 @@
-"""Graded inputs of the attention assignment (drawn fresh from a seed at grading time)."""
+"""Graded inputs of the attention assignment (drawn fresh from a seed at grading time).
+
+Each case's docstring says what it exercises; its inputs are built so that it
+does, whatever the seed: batches above one, query length, key length, head
+count and head width all different, padding in every row.
+"""
 
 import numpy as np
+
+BATCH = 3
+HEAD_COUNTS = (2, 4)
+HEAD_WIDTHS = (5, 7)
+LENGTHS = (6, 8, 9, 10)  # never BATCH, a head count or a head width
 
 
 def _qkv(rng, batch, heads, q_len, k_len, dim):
@@ -8,51 +18,72 @@ def _qkv(rng, batch, heads, q_len, k_len, dim):
     return normal(batch, heads, q_len, dim), normal(batch, heads, k_len, dim), normal(batch, heads, k_len, dim)
 
 
+def _two_lengths(rng):
+    q_len, k_len = rng.choice(LENGTHS, size=2, replace=False)
+    return int(q_len), int(k_len)
+
+
 def _padding_mask(rng, batch, k_len):
-    """[B, 1, 1, T_k]; every row keeps at least one real key (no fully masked rows)."""
-    lengths = rng.integers(1, k_len + 1, size=batch)
-    lengths[0] = k_len - 1  # at least one row really is padded
+    """[B, 1, 1, T_k]: every row padded, no two rows of the same length, one row with a single key."""
+    lengths = rng.choice(np.arange(2, k_len), size=batch, replace=False)
+    lengths[rng.integers(batch)] = 1
     return (np.arange(k_len)[None, :] < lengths[:, None])[:, None, None, :]
 
 
 def attention_no_mask(rng):
-    q_len, k_len, dim = rng.integers(3, 7), rng.integers(3, 8), int(rng.choice([4, 8]))
-    query, key, value = _qkv(rng, 2, 2, q_len, k_len, dim)
-    return [dict(query=query, key=key, value=value)]
+    """Unmasked attention, two draws: query length, key length, head width, batch and heads all
+    differ, so a softmax over the wrong axis or a transposed product cannot slip through."""
+    calls = []
+    for dim in rng.permutation(HEAD_WIDTHS):
+        query, key, value = _qkv(rng, BATCH, HEAD_COUNTS[0], *_two_lengths(rng), int(dim))
+        calls.append(dict(query=query, key=key, value=value))
+    return calls
 
 
 def attention_padding_mask(rng):
-    k_len, dim = int(rng.integers(4, 8)), int(rng.choice([4, 8]))
-    query, key, value = _qkv(rng, 3, 2, k_len, k_len, dim)
-    return [dict(query=query, key=key, value=value, mask=_padding_mask(rng, 3, k_len))]
+    """A padding mask [B, 1, 1, T_k] with padding in every row, rows of different lengths and a
+    row with one real key; queries and keys of different lengths."""
+    q_len, k_len = _two_lengths(rng)
+    query, key, value = _qkv(rng, BATCH, HEAD_COUNTS[0], q_len, k_len, int(rng.choice(HEAD_WIDTHS)))
+    return [dict(query=query, key=key, value=value, mask=_padding_mask(rng, BATCH, k_len))]
 
 
 def causal_mask_sizes(rng):
-    size = int(rng.integers(4, 17))
+    """Square masks, a single decoding step (offset T_k - 1), a cached chunk (offset T_k - T_q),
+    and an offset other than T_k - T_q (a chunk in the middle of a longer cache)."""
+    size = int(rng.integers(6, 17))
+    chunk = int(rng.integers(2, size - 2))
     return [
         dict(query_length=size, key_length=size),
         dict(query_length=1, key_length=size, offset=size - 1),
-        dict(query_length=size - 2, key_length=size, offset=2),
+        dict(query_length=chunk, key_length=size, offset=size - chunk),
+        dict(query_length=chunk, key_length=size, offset=int(rng.integers(1, size - chunk))),
     ]
 
 
 def attention_causal(rng):
-    length, dim = int(rng.integers(4, 8)), 4
-    query, key, value = _qkv(rng, 2, 2, length, length, dim)
+    """Self-attention under a [T, T] causal mask, T never the head width or count."""
+    length = int(rng.choice(LENGTHS))
+    query, key, value = _qkv(rng, BATCH, HEAD_COUNTS[0], length, length, HEAD_WIDTHS[0])
     causal = np.tril(np.ones((length, length), dtype=bool))
     return [dict(query=query, key=key, value=value, mask=causal)]
 
 
 def heads_split(rng):
-    # head width never equals the head count, so (h, d) and (d, h) splits differ
-    heads, dim = int(rng.choice([2, 4])), int(rng.choice([3, 5]))
-    x = rng.standard_normal((2, int(rng.integers(3, 6)), heads * dim)).astype("float32")
-    return [dict(x=x, num_heads=heads)]
+    """[B, T, h * d] -> [B, h, T, d], two draws; T, h and d all differ, so every
+    reshape or transpose in the wrong order changes the values."""
+    calls = []
+    for heads in HEAD_COUNTS:
+        dim, length = int(rng.choice(HEAD_WIDTHS)), int(rng.choice(LENGTHS))
+        x = rng.standard_normal((BATCH, length, heads * dim)).astype("float32")
+        calls.append(dict(x=x, num_heads=heads))
+    return calls
 
 
 def heads_merge(rng):
-    x = rng.standard_normal((2, int(rng.choice([2, 4])), int(rng.integers(3, 6)), 3)).astype("float32")
-    return [dict(x=x)]
+    """[B, h, T, d] -> [B, T, h * d], two draws; B, h, T and d all differ."""
+    return [dict(x=rng.standard_normal((BATCH, heads, int(rng.choice(LENGTHS)), int(rng.choice(HEAD_WIDTHS))))
+                 .astype("float32")) for heads in HEAD_COUNTS]
 
 
 CASES = {

@@ -21,6 +21,18 @@ BUGS = {
         ("the 10% meant to stay unchanged get random tokens too", "draws < 0.9))", "draws < 1.0))"),
         ("random tokens where [MASK] belongs", "ops.where(to_mask, mask_token_id, corrupted)",
          "ops.where(to_mask, random_ids, corrupted)"),
+        ("token_ids overwritten in place (the caller's batch is corrupted too)",
+         "corrupted = ops.where(to_random, random_ids, token_ids)\n    return ops.where(to_mask, mask_token_id, corrupted)",
+         "token_ids[np.asarray(to_random)] = random_ids[np.asarray(to_random)]\n"
+         "    token_ids[np.asarray(to_mask)] = mask_token_id\n    return token_ids"),
+        ("random replacements for tokens that were not selected",
+         "to_random = ops.logical_and(selected, ops.logical_and(draws >= 0.8, draws < 0.9))",
+         "to_random = ops.logical_and(draws >= 0.8, draws < 0.9)"),
+        ("shares taken from the wrong end: [MASK] for draws of 0.2 and above, random below 0.1",
+         "to_mask = ops.logical_and(selected, draws < 0.8)\n"
+         "    to_random = ops.logical_and(selected, ops.logical_and(draws >= 0.8, draws < 0.9))",
+         "to_mask = ops.logical_and(selected, draws >= 0.2)\n"
+         "    to_random = ops.logical_and(selected, draws < 0.1)"),
     ],
     "masked_lm_loss": [
         ("mean over every prediction slot, padding slots included",
@@ -32,6 +44,16 @@ BUGS = {
          " / ops.sum(weights)", " / ops.shape(logits)[0]"),
         ("logits used as probabilities (no softmax)", "from_logits=True", "from_logits=False"),
         ("divided by the number of slots per sequence", " / ops.sum(weights)", " / ops.shape(logits)[1]"),
+        ("labels of the unused slots zeroed in place",
+         "    token_losses = keras.losses.sparse_categorical_crossentropy(",
+         "    labels[np.asarray(weights) == 0] = 0\n"
+         "    token_losses = keras.losses.sparse_categorical_crossentropy("),
+        ("softmax over the prediction slots instead of the vocabulary",
+         "token_losses = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)",
+         "token_losses = -ops.take_along_axis(ops.log_softmax(logits, axis=1), labels[..., None], axis=-1)[..., 0]"),
+        ("mean per sequence, then over sequences (short sequences weigh more)",
+         "return ops.sum(token_losses * weights) / ops.sum(weights)",
+         "return ops.mean(ops.sum(token_losses * weights, axis=1) / ops.sum(weights, axis=1))"),
     ],
     "bert_embeddings": [
         ("no position embeddings",
@@ -64,6 +86,9 @@ BUGS = {
         ("sigmoid instead of softmax", "ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1)",
          "ops.sigmoid(ops.matmul(cls_vector, kernel) + bias)"),
         ("bias left out", " + bias, axis=-1)", ", axis=-1)"),
+        ("softmax taken twice", "return ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1)",
+         "return ops.softmax(ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1), axis=-1)"),
+        ("position 1 (the first word) instead of [CLS]", "sequence_output[:, 0, :]", "sequence_output[:, 1, :]"),
     ],
 }
 
@@ -133,6 +158,17 @@ def bert_embeddings(token_ids, segment_ids, token_table, position_table, segment
          + ops.matmul(ops.one_hot(segment_ids, segment_table.shape[0]), segment_table))
     mean, variance = ops.moments(x, axes=[-1], keepdims=True)
     return (x - mean) * ops.rsqrt(variance + 1e-12) * gamma + beta
+''',
+        "float64 numpy, one position at a time": '''
+def bert_embeddings(token_ids, segment_ids, token_table, position_table, segment_table, gamma, beta):
+    token_ids, segment_ids = np.asarray(token_ids), np.asarray(segment_ids)
+    out = np.zeros(token_ids.shape + (token_table.shape[1],))
+    for b in range(token_ids.shape[0]):
+        for t in range(token_ids.shape[1]):
+            v = (np.float64(token_table[token_ids[b, t]]) + position_table[t]
+                 + segment_table[segment_ids[b, t]])
+            out[b, t] = gamma * (v - v.mean()) / np.sqrt(v.var() + 1e-12) + beta
+    return out.astype("float32")
 ''',
     },
     "classify_from_cls": {

@@ -1,4 +1,8 @@
-"""Graded inputs of the BERT assignment (drawn fresh from a seed at grading time)."""
+"""Graded inputs of the BERT assignment (drawn fresh from a seed at grading time).
+
+Each case's docstring says what it exercises; its inputs are built so that it
+does, whatever the seed.
+"""
 
 import numpy as np
 
@@ -15,15 +19,21 @@ def _uniform_away_from(rng, shape, edges, margin=0.01):
 
 
 def corruption(rng):
+    """Three sequences where every kind of corruption happens (a [MASK], a random token that
+    differs from the original, a kept token), no draw near the 0.8 and 0.9 boundaries, and
+    tokens that were not selected with draws of each kind."""
     batch, length, vocabulary = 3, int(rng.integers(12, 21)), int(rng.integers(30, 60))
     token_ids = rng.integers(FIRST_WORD_ID, vocabulary, size=(batch, length))
     selected = rng.random((batch, length)) < 0.5
     selected[0, 1:4] = True
+    selected[1, 1:4] = False
     draws = _uniform_away_from(rng, (batch, length), (0.8, 0.9))
-    # Every kind of corruption happens at least once: a [MASK], a random token, a kept token.
+    # Every kind of corruption happens at least once: a [MASK], a random token, a kept token;
+    # and tokens that were not selected have draws of each kind too (they stay as they are).
     rows, columns = np.nonzero(selected)
     for i, draw in enumerate((0.3, 0.85, 0.95)):
         draws[rows[i], columns[i]] = draw
+    draws[1, 1:4] = 0.3, 0.85, 0.95
     # A random replacement never equals the original token, so "random" and "kept" differ.
     offset = rng.integers(1, vocabulary - FIRST_WORD_ID, size=(batch, length))
     random_ids = FIRST_WORD_ID + (token_ids - FIRST_WORD_ID + offset) % (vocabulary - FIRST_WORD_ID)
@@ -31,18 +41,28 @@ def corruption(rng):
                  random_ids=random_ids.astype("int32"), mask_token_id=int(rng.integers(1, 5)))]
 
 
-def masked_lm_loss(rng):
-    batch, predictions, vocabulary = 3, int(rng.integers(4, 7)), int(rng.integers(7, 12))
+def _prediction_slots(rng, batch, predictions, vocabulary):
     logits = (2 * rng.standard_normal((batch, predictions, vocabulary))).astype("float32")
-    counts = rng.integers(1, predictions, size=batch)  # every row has padding slots
-    counts[0] = predictions - 2
+    counts = rng.choice(np.arange(1, predictions), size=batch, replace=False)
+    while counts.sum() in (batch, predictions):  # so no other divisor gives the mean
+        counts = rng.choice(np.arange(1, predictions), size=batch, replace=False)
     weights = (np.arange(predictions)[None, :] < counts[:, None]).astype("float32")
-    labels = rng.integers(0, vocabulary, size=(batch, predictions)) * weights.astype("int64")
-    return [dict(logits=logits, labels=labels.astype("int32"), weights=weights)]
+    labels = rng.integers(1, vocabulary, size=(batch, predictions))
+    return dict(logits=logits, labels=labels.astype("int32"), weights=weights)
+
+
+def masked_lm_loss(rng):
+    """Prediction slots of three sequences, each with unused (padding) slots, in different
+    numbers (as many in all as neither the batch size nor the slots per sequence); the unused
+    slots hold non-zero labels (as a batch left over from another step would), so only the
+    weights tell them apart. Two draws of different sizes: a scalar may match by chance once."""
+    return [_prediction_slots(rng, 3, int(rng.integers(5, 8)), int(rng.integers(9, 14))),
+            _prediction_slots(rng, 3, int(rng.integers(8, 11)), int(rng.integers(15, 20)))]
 
 
 def embeddings(rng):
-    # Width, length and table sizes all differ, so no axis mix-up goes unseen.
+    """Two sentence pairs (segment 0, then segment 1, split at different places); width,
+    length and table sizes all differ, so no axis mix-up goes unseen."""
     batch, length, width = 2, int(rng.integers(5, 9)), int(rng.choice([6, 10]))
     vocabulary, max_length = int(rng.integers(20, 40)), int(rng.integers(12, 16))
     table = lambda rows: (0.2 * rng.standard_normal((rows, width))).astype("float32")
@@ -56,6 +76,7 @@ def embeddings(rng):
 
 
 def classification_head(rng):
+    """A batch of four and a batch of one; the vector at position 0 differs from every other."""
     width, classes = int(rng.choice([5, 8])), 3
     calls = []
     for batch, length in ((4, int(rng.integers(5, 8))), (1, 3)):

@@ -17,6 +17,9 @@ BUGS = {
          "return gate * transform + (1.0 - gate) * x", "return transform + x"),
         ("gate computed from the transform instead of the input", "ops.matmul(x, gate_kernel)",
          "ops.matmul(transform, gate_kernel)"),
+        ("carry of the transform instead of the input: g * t + (1 - g) * t", "(1.0 - gate) * x",
+         "(1.0 - gate) * transform"),
+        ("gate only on the carry: t + (1 - g) * x", "return gate * transform + ", "return transform + "),
     ],
     "character_cnn": [
         ("mean over positions instead of max",
@@ -30,6 +33,8 @@ BUGS = {
         ("sum over positions instead of max",
          "ops.max(filter_outputs, axis=1)", "ops.sum(filter_outputs, axis=1)"),
         ("only the first window kept", "ops.max(filter_outputs, axis=1)", "filter_outputs[:, 0]"),
+        ("tanh instead of relu", "ops.relu(filter_outputs + bias)", "ops.tanh(filter_outputs + bias)"),
+        ("windows taken with a stride of 2", "strides=1", "strides=2"),
     ],
     "scalar_mix": [
         ("layer weights used without the softmax",
@@ -47,6 +52,11 @@ BUGS = {
          "ops.softmax(ops.zeros_like(layer_weights))"),
         ("token layer left out",
          "ops.concatenate([token_layer[:, None], lstm_layers], axis=1)", "lstm_layers"),
+        ("gamma inside the softmax: softmax(gamma * s)",
+         "weights = ops.softmax(layer_weights)\n    return gamma * ops.einsum",
+         "weights = ops.softmax(gamma * layer_weights)\n    return ops.einsum"),
+        ("weighted layers averaged (divided by the number of layers)",
+         'ops.einsum("l,blti->bti", weights, layers)', 'ops.einsum("l,blti->bti", weights, layers) / ops.shape(layers)[1]'),
     ],
     "language_model_targets": [
         ("forward and backward targets swapped",
@@ -63,6 +73,13 @@ BUGS = {
          "word_ids"),
         ("every position weighted",
          'ops.cast(backward != 0, "float32")', 'ops.ones_like(backward, "float32")'),
+        ("weights returned as integers", 'forward_weights = ops.cast(forward != 0, "float32")',
+         'forward_weights = ops.cast(forward != 0, "int32")'),
+        ("targets returned as floats", "padding = ops.zeros_like(word_ids[:, :1])",
+         'padding = ops.zeros_like(word_ids[:, :1], dtype="float32")'),
+        ("backward targets shifted like the forward ones (both predict the next word)",
+         "backward = ops.concatenate([padding, word_ids[:, :-1]], axis=1)",
+         "backward = ops.concatenate([word_ids[:, 1:], padding], axis=1)"),
     ],
 }
 
@@ -79,6 +96,17 @@ def highway(x, transform_kernel, transform_bias, gate_kernel, gate_bias):
     transform = ops.maximum(ops.einsum("...i,io->...o", x, transform_kernel) + transform_bias, 0.0)
     gate = ops.sigmoid(ops.einsum("...i,io->...o", x, gate_kernel) + gate_bias)
     return x + gate * (transform - x)
+''',
+        "Keras Dense layers given the weights": '''
+def highway(x, transform_kernel, transform_bias, gate_kernel, gate_bias):
+    width = transform_kernel.shape[0]
+    transform = keras.layers.Dense(width, activation="relu")
+    gate = keras.layers.Dense(width, activation="sigmoid")
+    for layer, kernel, bias in ((transform, transform_kernel, transform_bias), (gate, gate_kernel, gate_bias)):
+        layer.build((None, width))
+        layer.set_weights([kernel, bias])
+    g = gate(x)
+    return g * transform(x) + (1.0 - g) * x
 ''',
     },
     "character_cnn": {
@@ -122,6 +150,14 @@ def scalar_mix(token_vectors, forward_layers, backward_layers, layer_weights, ga
     weights = ops.reshape(ops.softmax(layer_weights), (1, -1, 1, 1))
     return ops.sum(gamma * weights * ops.stack(layers, axis=1), axis=1)
 ''',
+        "a Python sum over the layers, softmax from keras.activations": '''
+def scalar_mix(token_vectors, forward_layers, backward_layers, layer_weights, gamma):
+    layers = [ops.concatenate([token_vectors, token_vectors], axis=-1)]
+    layers += [ops.concatenate([forward_layers[:, j], backward_layers[:, j]], axis=-1)
+               for j in range(forward_layers.shape[1])]
+    weights = keras.activations.softmax(ops.convert_to_tensor(layer_weights)[None])[0]
+    return gamma * sum(weights[j] * layer for j, layer in enumerate(layers))
+''',
     },
     "language_model_targets": {
         "numpy slicing": '''
@@ -136,6 +172,16 @@ def language_model_targets(word_ids):
     forward = ops.pad(word_ids[:, 1:], [[0, 0], [0, 1]])
     backward = ops.where(word_ids == 0, 0, ops.pad(word_ids[:, :-1], [[0, 0], [1, 0]]))
     return (forward, backward, ops.where(forward == 0, 0.0, 1.0), ops.where(backward == 0, 0.0, 1.0))
+''',
+        "a numpy loop over the rows": '''
+def language_model_targets(word_ids):
+    word_ids = np.asarray(word_ids)
+    forward, backward = np.zeros_like(word_ids), np.zeros_like(word_ids)
+    for row, ids in enumerate(word_ids):
+        n = int((ids != 0).sum())
+        forward[row, :n - 1] = ids[1:n]
+        backward[row, 1:n] = ids[:n - 1]
+    return forward, backward, (forward != 0).astype("float32"), (backward != 0).astype("float32")
 ''',
     },
 }

@@ -1,4 +1,8 @@
-"""Graded inputs of the ELMo assignment (drawn fresh from a seed at grading time)."""
+"""Graded inputs of the ELMo assignment (drawn fresh from a seed at grading time).
+
+Each case's docstring says what it exercises; its inputs are built so that it
+does, whatever the seed.
+"""
 
 import numpy as np
 
@@ -12,20 +16,27 @@ def _normal(rng, *shape, scale=1.0):
 
 
 def highway(rng):
-    # A square layer: a transposed kernel still runs, so it must change the output.
-    width = int(rng.integers(5, 10))
-    return [dict(x=_normal(rng, 2, int(rng.integers(3, 6)), width),
-                 transform_kernel=_normal(rng, width, width, scale=0.5),
-                 transform_bias=_normal(rng, width, scale=0.5),
-                 gate_kernel=_normal(rng, width, width, scale=0.5),
-                 gate_bias=(-2.0 + _normal(rng, width, scale=0.5)).astype("float32"))]
+    """A square highway layer (a transposed kernel still runs, so it must change the output) on
+    [batch, tokens, width] inputs, two draws; the gate bias starts negative, as in ELMo, so
+    gate and carry weigh differently."""
+    calls = []
+    for tokens, width in ((int(rng.integers(3, 5)), int(rng.integers(5, 8))), (int(rng.integers(8, 11)), 5)):
+        calls.append(dict(x=_normal(rng, 2, tokens, width),
+                          transform_kernel=_normal(rng, width, width, scale=0.5),
+                          transform_bias=_normal(rng, width, scale=0.5),
+                          gate_kernel=_normal(rng, width, width, scale=0.5),
+                          gate_bias=(-2.0 + _normal(rng, width, scale=0.5)).astype("float32")))
+    return calls
 
 
 def _embedded_words(rng, count, character_dim):
-    """[count, 50, c]: words of random bytes between markers, then padding, looked up in a table."""
+    """[count, 50, c]: words of random bytes between markers, then padding, looked up in a table.
+    One word fills all 50 characters (its end reaches the last window), one has a single byte."""
     table = _normal(rng, 262, character_dim)
     ids = np.full((count, CHARACTERS_PER_TOKEN), PADDING)
-    for row, length in enumerate(rng.integers(1, 12, size=count)):
+    lengths = rng.integers(2, 12, size=count)
+    lengths[:2] = CHARACTERS_PER_TOKEN - 2, 1
+    for row, length in enumerate(rng.permutation(lengths)):
         ids[row, : length + 2] = [BEGIN_WORD, *rng.integers(98, 123, size=length), END_WORD]
     return table[ids]
 
@@ -37,6 +48,8 @@ def _convolution(rng, width, character_dim, count):
 
 
 def character_cnn(rng):
+    """Two filter widths (narrow and wide) over six embedded words, one of them the full
+    50 characters long; one filter never fires (its max is relu's 0)."""
     character_dim = int(rng.choice([3, 4, 5]))
     return [dict(embedded_characters=_embedded_words(rng, 6, character_dim),
                  **_convolution(rng, width, character_dim, int(rng.integers(4, 8))))
@@ -56,6 +69,8 @@ def scalar_mix_even(rng):
 
 
 def scalar_mix_learned(rng):
+    """Learned weights far from an even mix and a gamma other than 1, with 2 LSTM layers and
+    with 1 or 3 (the depth read from the inputs, not assumed)."""
     calls = []
     for num_lstm_layers in (2, int(rng.choice([1, 3]))):
         layers = _layers(rng, 2, num_lstm_layers, int(rng.integers(3, 6)), int(rng.integers(3, 6)))
@@ -67,10 +82,11 @@ def scalar_mix_learned(rng):
 
 
 def language_model_targets(rng):
-    """Word ids [B, T] as a batch holds them: <S>=2 ... </S>=3, then padding 0."""
-    batch, length = 4, int(rng.integers(6, 10))
-    lengths = rng.integers(3, length + 1, size=batch)
-    lengths[0], lengths[1] = length, int(rng.integers(3, length - 1))  # one full row, one padded
+    """Word ids [B, T] as a batch holds them: <S>=2 ... </S>=3, then padding 0; one full row,
+    every other row padded, rows of different lengths."""
+    batch, length = 4, int(rng.integers(7, 11))
+    lengths = rng.choice(np.arange(3, length), size=batch, replace=False)
+    lengths[rng.integers(batch)] = length
     ids = np.zeros((batch, length), "int32")
     for row, n in enumerate(lengths):
         ids[row, :n] = [2, *rng.integers(4, 50, size=n - 2), 3]

@@ -23,6 +23,10 @@ BUGS = {
         ("padding told apart by id 0 instead of by the mask", 'ops.cast(padding_mask[:, 1:], "float32")',
          'ops.cast(target_ids != 0, "float32")'),
         ("input mask not cut with the inputs", "padding_mask[:, :-1]\n", "padding_mask\n"),
+        ("target weights returned as integers", 'target_weights = ops.cast(padding_mask[:, 1:], "float32")',
+         "target_weights = padding_mask[:, 1:]"),
+        ("target ids returned as floats", "target_ids = token_ids[:, 1:]",
+         'target_ids = ops.cast(token_ids[:, 1:], "float32")'),
     ],
     "keep_top_k": [
         ("keeps k + 1 tokens", "ops.top_k(logits, k)", "ops.top_k(logits, k + 1)"),
@@ -35,6 +39,12 @@ BUGS = {
          "ops.where(logits < kth_largest, 0.0, logits)"),
         ("threshold taken over the batch axis", "kth_largest = ops.top_k(logits, k)[0][:, -1:]",
          "kth_largest = ops.min(ops.top_k(logits, k)[0], axis=0, keepdims=True)[:, -1:]"),
+        ("logits filtered in place", "return ops.where(logits < kth_largest, -1e9, logits)",
+         "logits[np.asarray(logits < kth_largest)] = -1e9\n    return logits"),
+        ("filtered logits set to -inf instead of -1e9", "ops.where(logits < kth_largest, -1e9, logits)",
+         "ops.where(logits < kth_largest, -np.inf, logits)"),
+        ("probabilities returned instead of logits", "return ops.where(logits < kth_largest, -1e9, logits)",
+         "return ops.softmax(ops.where(logits < kth_largest, -1e9, logits), axis=-1)"),
     ],
     "keep_top_p": [
         ("the token that takes the mass past p is dropped (keep cumulative < p)", "mass_above < p",
@@ -49,6 +59,12 @@ BUGS = {
          "smallest_kept = ops.max(ops.where(mass_above < p, sorted_logits, -np.inf)"),
         ("cumulative mass in vocabulary order, unsorted", "sorted_logits = -ops.sort(-logits, axis=-1)",
          "sorted_logits = logits"),
+        ("logits filtered in place", "return ops.where(logits < smallest_kept, -1e9, logits)",
+         "logits[np.asarray(logits < smallest_kept)] = -1e9\n    return logits"),
+        ("filtered logits set to -inf instead of -1e9", "ops.where(logits < smallest_kept, -1e9, logits)",
+         "ops.where(logits < smallest_kept, -np.inf, logits)"),
+        ("probabilities returned instead of logits", "return ops.where(logits < smallest_kept, -1e9, logits)",
+         "return ops.softmax(ops.where(logits < smallest_kept, -1e9, logits), axis=-1)"),
     ],
     "sample_next_token": [
         ("temperature ignored", "ops.softmax(logits / temperature, axis=-1)", "ops.softmax(logits, axis=-1)"),
@@ -66,6 +82,10 @@ BUGS = {
         ("no softmax: cumulative sum of scaled logits",
          "probabilities = ops.softmax(logits / temperature, axis=-1)",
          "probabilities = logits / temperature"),
+        ("temperature applied after the softmax", "ops.softmax(logits / temperature, axis=-1)",
+         "ops.softmax(logits, axis=-1) / temperature"),
+        ("token ids returned as floats", 'ops.cast(cumulative <= uniform[:, None], "int32")',
+         'ops.cast(cumulative <= uniform[:, None], "float32")'),
     ],
     "last_token_logits": [
         ("off by one: the first padding position read", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
@@ -83,6 +103,10 @@ BUGS = {
         ("bias left out", "ops.matmul(last_hidden, kernel) + bias", "ops.matmul(last_hidden, kernel)"),
         ("last real token counted along the wrong axis", 'ops.cast(padding_mask, "int32"), axis=1) - 1',
          'ops.cast(padding_mask, "int32"), axis=0) - 1'),
+        ("a tanh pooler put on the last hidden state", "ops.matmul(last_hidden, kernel) + bias",
+         "ops.matmul(ops.tanh(last_hidden), kernel) + bias"),
+        ("every row read at the first row's last token", 'ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1',
+         'ops.sum(ops.cast(padding_mask[:1], "int32"), axis=1) - 1'),
     ],
 }
 
@@ -93,12 +117,12 @@ def next_token_inputs_and_targets(token_ids, padding_mask):
     ids, mask = np.asarray(token_ids), np.asarray(padding_mask)
     return ids[:, :-1], mask[:, :-1], ids[:, 1:], mask[:, 1:].astype("float32")
 ''',
-        "ops.slice with explicit sizes, weights as booleans": '''
+        "ops.slice with explicit sizes, weights from a comparison": '''
 def next_token_inputs_and_targets(token_ids, padding_mask):
     batch, length = ops.shape(token_ids)
     first = lambda x: ops.slice(x, (0, 0), (batch, length - 1))
     rest = lambda x: ops.slice(x, (0, 1), (batch, length - 1))
-    return first(token_ids), first(padding_mask), rest(token_ids), rest(padding_mask) == 1
+    return first(token_ids), first(padding_mask), rest(token_ids), ops.cast(rest(padding_mask) == 1, "float32")
 ''',
         "roll the ids left, then crop": '''
 def next_token_inputs_and_targets(token_ids, padding_mask):
@@ -177,6 +201,11 @@ def sample_next_token(logits, temperature, uniform):
     probabilities = probabilities / ops.sum(probabilities, axis=-1, keepdims=True)
     above = ops.cumsum(probabilities, axis=-1) > ops.expand_dims(uniform, -1)
     return ops.argmax(ops.cast(above, "int32"), axis=-1)
+''',
+        "argmax of the first cumulative probability above the draw": '''
+def sample_next_token(logits, temperature, uniform):
+    cumulative = ops.cumsum(ops.softmax(logits / temperature, axis=-1), axis=-1)
+    return ops.argmax(ops.cast(cumulative > uniform[:, None], "int32"), axis=-1)
 ''',
     },
     "last_token_logits": {

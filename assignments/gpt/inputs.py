@@ -5,6 +5,9 @@ draw close to a boundary could flip between two correct implementations
 that round differently. The distributions are therefore built from whole
 counts out of N (probabilities k / N), and every draw and every p lies
 halfway between two multiples of 1 / N: 1 / (2N) from any boundary.
+
+Each case's docstring says what it exercises; its inputs are built so that it
+does, whatever the seed.
 """
 
 import numpy as np
@@ -19,8 +22,9 @@ def _right_padded(rng, batch, length):
 
 
 def shift_batches(rng):
-    # Token 0 is a real token (as in GPT-2, which has no padding token); padding holds
-    # the end-of-text id, so only the mask tells padding apart.
+    """Two padded batches, each with a full row and a one-token row. Token 0 is a real token
+    (as in GPT-2, which has no padding token); padding holds the end-of-text id, so only the
+    mask tells padding apart."""
     calls = []
     for batch, length in ((4, int(rng.integers(6, 10))), (3, int(rng.integers(3, 6)))):
         vocabulary_size = 50
@@ -32,12 +36,15 @@ def shift_batches(rng):
 
 
 def _distinct_logits(rng, batch, vocabulary_size):
-    """Normal logits with no two equal in a row (ties would make top-k ambiguous)."""
-    logits = rng.standard_normal((batch, vocabulary_size)) * 2.0
-    return (logits + np.arange(vocabulary_size) * 1e-3).astype("float32")
+    """Normal logits with no two equal in a row (ties would make top-k ambiguous), each row
+    on its own level (apart by more than a row's spread), so no threshold fits two rows."""
+    logits = np.clip(rng.standard_normal((batch, vocabulary_size)) * 2.0, -6, 6)
+    levels = 15.0 * rng.permutation(batch)[:, None]
+    return (logits + levels + np.arange(vocabulary_size) * 1e-3).astype("float32")
 
 
 def top_k_logits(rng):
+    """A k between 2 and V - 2, and k = 1, on rows of distinct logits, each row on its own level."""
     vocabulary_size = int(rng.integers(8, 13))
     return [
         dict(logits=_distinct_logits(rng, 4, vocabulary_size), k=int(rng.integers(2, vocabulary_size - 1))),
@@ -63,6 +70,8 @@ def _logits_of(counts, temperature, rng):
 
 
 def top_p_logits(rng):
+    """Five distributions, one per call: the token that takes the mass past p is kept, and
+    one p lies below the top token's probability (only that token is kept)."""
     vocabulary_size, batch = int(rng.integers(7, 11)), 5
     counts = _count_distributions(rng, batch, vocabulary_size)
     totals = counts.sum(axis=1)
@@ -74,6 +83,7 @@ def top_p_logits(rng):
 
 
 def sampling_draws(rng):
+    """A low and a high temperature, sixteen draws each, none near a cumulative boundary."""
     calls = []
     for temperature in (float(rng.choice([0.4, 0.5])), float(rng.choice([2.0, 2.5]))):
         vocabulary_size, batch = int(rng.integers(6, 11)), 16
@@ -84,6 +94,7 @@ def sampling_draws(rng):
 
 
 def last_token_heads(rng):
+    """Two padded batches, each with a full row and a one-token row."""
     calls = []
     for batch, length in ((4, int(rng.integers(5, 8))), (3, 4)):
         hidden, classes = 5, 3  # hidden != classes: a transposed kernel cannot slip through

@@ -201,4 +201,5 @@ def record_grades(course, result):
                 grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
                                       result["student"])
                 grade.auto_score = cell["score"]
+                grade.needs_manual_grade = False  # nbgrader flags new grades for the formgrader
         gb.db.commit()

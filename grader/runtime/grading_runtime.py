@@ -58,6 +58,16 @@ def draw_calls(case_id, seed, cases=None):
 # --------------------------------------------------------------------------
 
 
+def notebook_arguments(kwargs):
+    """The arguments of one call as the notebook passes them: arrays as fresh copies (the
+    function may keep or change them without touching the drawn inputs), numbers as plain
+    Python numbers (a head count or a vocabulary size is an int, as `ops.split`, Keras
+    layers and keras-hub expect)."""
+    return {name: value.copy() if isinstance(value, np.ndarray)
+            else value.item() if isinstance(value, np.generic) else value
+            for name, value in kwargs.items()}
+
+
 def _as_plain_array(value):
     """A numeric numpy array, or a TypeError naming what came back instead."""
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
@@ -71,15 +81,221 @@ def _as_plain_array(value):
     return np.array(array, copy=True)
 
 
+CHANGED = "_changed_"  # call{i}_changed_{argument}: the call overwrote that input array
+
+
 def call_case(case_id, fn, seed, cases=None):
-    """Call `fn` on each drawn input; returns {"call{i}_output{j}": array}."""
+    """Call `fn` on each drawn input; returns {"call{i}_output{j}": array}, plus
+    {"call{i}_changed_{argument}": True} for each input array the call changed in place."""
     arrays = {}
     for i, kwargs in enumerate(draw_calls(case_id, seed, cases)):
-        result = fn(**{k: np.array(v, copy=True) for k, v in kwargs.items()})
+        arguments = notebook_arguments(kwargs)
+        result = fn(**arguments)
         outputs = result if isinstance(result, (tuple, list)) else (result,)
         for j, output in enumerate(outputs):
             arrays[f"call{i}_output{j}"] = _as_plain_array(output)
+        for name, drawn in kwargs.items():
+            if isinstance(drawn, np.ndarray) and not np.array_equal(arguments[name], drawn, equal_nan=True):
+                arrays[f"call{i}{CHANGED}{name}"] = np.array(True)
     return arrays
+
+
+def changed_inputs(arrays):
+    """[(call index, argument)] of the inputs a capture says were changed in place."""
+    changed = []
+    for key in sorted(arrays):
+        call, _, argument = key.partition(CHANGED)
+        if argument and call.startswith("call") and call[4:].isdigit():
+            changed.append((int(call[4:]), argument))
+    return changed
+
+
+def changed_message(changed):
+    call, argument = changed[0]
+    return (f"changed its input `{argument}` in place (call {call}); the notebook's later cells "
+            f"would see the changed values: compute new arrays (ops.where, x + y, x.copy()) "
+            f"instead of assigning into an argument")
+
+
+# --------------------------------------------------------------------------
+# Comparing an output with the expected one, and saying how it differs.
+# The grader (outside the sandbox) and the local check use the same rules.
+# --------------------------------------------------------------------------
+
+SMALL = 8  # outputs up to this many values are shown in full
+
+
+def _shown(array, threshold=SMALL):
+    array = np.asarray(array)
+    precision = 5 if array.dtype.kind == "f" else None
+    return np.array2string(array, precision=precision, separator=", ", threshold=threshold)
+
+
+def _softmax(x, axis=-1):
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _close(a, b):
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=RTOL, atol=ATOL))
+
+
+def _transposed(got, want):
+    """The axes of `want` that, swapped, give `got` (or None)."""
+    for a in range(want.ndim):
+        for b in range(a + 1, want.ndim):
+            if _close(got, np.swapaxes(want, a, b)):
+                return a, b
+    return None
+
+
+def _shifted(got, want):
+    """(axis, +1 or -1) when `got` is `want` moved by one position along an axis."""
+    for axis in range(want.ndim):
+        if want.shape[axis] < 3:
+            continue
+        head = [slice(None)] * want.ndim
+        tail = [slice(None)] * want.ndim
+        head[axis], tail[axis] = slice(1, None), slice(None, -1)
+        if _close(got[tuple(head)], want[tuple(tail)]):
+            return axis, +1
+        if _close(got[tuple(tail)], want[tuple(head)]):
+            return axis, -1
+    return None
+
+
+EXPECTED = "expected "  # context entries that are the call's other expected outputs
+
+
+def _padding_inputs(inputs, shape):
+    """{name: boolean padding [shape]} for inputs that look like masks or weights of the
+    output's leading axes, and expected 0/1 outputs of the same call (0 = padding)."""
+    found = {}
+    for name, value in (inputs or {}).items():
+        value = np.asarray(value)
+        if not isinstance(name, str) or value.ndim == 0 or value.dtype.kind not in "biuf":
+            continue
+        looks_like_padding = name.startswith(EXPECTED) or any(word in name for word in ("mask", "weight"))
+        if not looks_like_padding or not np.isin(value, (0, 1)).all():
+            continue
+        if value.ndim > len(shape):
+            continue
+        # a mask of the leading axes ([B, T] for a [B, T, H] output) covers the axes after them
+        leading = value.reshape(value.shape + (1,) * (len(shape) - value.ndim))
+        try:
+            found[name] = np.broadcast_to(leading == 0, shape)
+        except ValueError:
+            continue
+    return found
+
+
+def hint(got, want, inputs=None):
+    """What the pattern of the difference suggests, or None."""
+    if got.shape != want.shape:
+        axes = _transposed(got, want)
+        return f"looks transposed: axes {axes[0]} and {axes[1]} swapped" if axes else None
+    if want.dtype.kind == "b":
+        if np.array_equal(got.astype(bool), ~want):
+            return "every entry inverted (True where False is expected)"
+        shift = _shifted(got.astype(bool), want)
+        if shift:
+            return f"shifted by one position along axis {shift[0]}"
+        return None
+    got, want = got.astype("float64"), want.astype("float64")
+    if not (np.isfinite(got).all() and np.isfinite(want).all()):
+        return None
+    wrong = ~np.isclose(got, want, rtol=RTOL, atol=ATOL)
+    # A 0/1 output (loss weights) is its own padding mask: wrong only where it is 0.
+    for name, padding in _padding_inputs({**(inputs or {}), EXPECTED + "output": want}, want.shape).items():
+        if padding.any() and not (wrong & ~padding).any():
+            where = f"the {name} is 0" if name.startswith(EXPECTED) else f"`{name}` is 0"
+            return f"differs only at padding positions (where {where}): leave those out"
+    if _close(got, -want):
+        return "wrong sign"
+    nonzero = np.abs(want) > ATOL
+    if nonzero.any():
+        factor = float(np.median(got[nonzero] / want[nonzero]))
+        if abs(factor - 1) > 1e-3 and np.isfinite(factor) and factor != 0 and _close(got, factor * want):
+            return f"off by a constant factor: {factor:.4g} times the expected values"
+    offset = float(np.median(got - want))
+    if _close(got, want + offset):
+        return f"off by a constant: {offset:+.4g} added to every value"
+    if want.ndim >= 1 and want.shape[-1] > 1:
+        if _close(got, _softmax(want)):
+            return "a softmax too many: probabilities where logits (scores) are expected"
+        if _close(_softmax(got), want):
+            return "the softmax is missing: scores where probabilities are expected"
+        if _close(got, _softmax(_softmax(want))) or _close(_softmax(got), _softmax(_softmax(want))):
+            return "a softmax taken twice"
+    axes = _transposed(got, want)
+    if axes:
+        return f"looks transposed: axes {axes[0]} and {axes[1]} swapped"
+    shift = _shifted(got, want)
+    if shift:
+        return f"shifted by one position along axis {shift[0]} ({'later' if shift[1] > 0 else 'earlier'} than expected)"
+    return None
+
+
+def _context(index, inputs):
+    """The inputs around output position `index`: each input's row at the same batch index
+    (when small) and every scalar argument."""
+    parts = []
+    for name, value in (inputs or {}).items():
+        value = np.asarray(value)
+        if name.startswith(EXPECTED):
+            continue
+        if value.ndim == 0:
+            parts.append(f"{name} = {value.item()!r}")
+        elif index and value.shape[0] > index[0] and value[index[0]].size <= 16:
+            parts.append(f"{name}[{index[0]}] = {_shown(value[index[0]], threshold=16)}")
+    return "; ".join(parts)
+
+
+def difference(got, want, inputs=None):
+    """None when `got` matches `want` under the stated tolerances, else what is wrong, said
+    so a student can act on it (`inputs`: the keyword arguments of the call)."""
+    if got.shape != want.shape:
+        why = f"shape {got.shape}, expected {want.shape}"
+        pattern = hint(got, want, inputs) if got.dtype.kind in "biuf" else None
+        return f"{why} ({pattern})" if pattern else why
+    if want.dtype == bool:
+        if got.dtype.kind not in "biu" or not np.isin(got, (0, 1)).all():
+            return f"dtype {got.dtype}, expected a boolean mask (True where allowed)"
+        wrong = got.astype(bool) != want
+        if not wrong.any():
+            return None
+        where = [tuple(int(i) for i in ix) for ix in np.argwhere(wrong)[:3]]
+        why = f"{int(wrong.sum())} of {want.size} entries wrong, e.g. at {where}"
+    else:
+        mask_like = got.dtype == bool and np.isin(want, (0, 1)).all()  # a 0/1 output may be a mask
+        if want.dtype.kind in "iu" and got.dtype.kind not in "iu" and not mask_like:
+            return (f"dtype {got.dtype}, expected integers (ids, positions and counts are whole "
+                    f"numbers: return an int tensor, e.g. ops.cast(x, \"int32\"))")
+        if want.dtype.kind == "f" and got.dtype.kind != "f" and not mask_like:
+            return (f"dtype {got.dtype}, expected floating point (weights, probabilities and losses "
+                    f"are floats: e.g. ops.cast(x, \"float32\"))")
+        got64, want64 = got.astype("float64"), want.astype("float64")
+        wrong = ~np.isclose(got64, want64, rtol=RTOL, atol=ATOL, equal_nan=True)
+        if not wrong.any():
+            return None
+        non_finite = wrong & ~np.isfinite(got64)
+        if non_finite.any():
+            return f"{int(non_finite.sum())} non-finite values (NaN or inf)"
+        error = np.where(wrong, np.abs(got64 - want64), 0.0)
+        worst = np.unravel_index(np.argmax(error), want.shape)
+        why = (f"{int(wrong.sum())} of {want.size} values differ; max error "
+               f"{float(error.max()):.3g} at index {tuple(int(i) for i in worst)}")
+    if want.size <= SMALL:
+        why += f"; expected {_shown(want)}, got {_shown(got)}"
+    else:
+        first = tuple(int(i) for i in np.argwhere(wrong)[0])
+        why += f"; first at index {first}: expected {_shown(want[first])}, got {_shown(got[first])}"
+        context = _context(first, inputs)
+        if context:
+            why += f" (inputs there: {context})"
+    pattern = hint(got, want, inputs)
+    return f"{why}. Hint: {pattern}" if pattern else why
 
 
 def error_report(error):
@@ -105,22 +321,39 @@ def capture(case_id, fn):
     print(f"{case_id}: outputs recorded for grading.")
 
 
+def mismatches(got, want, calls=None):
+    """Why the outputs `got` miss `want` (both {"call{i}_output{j}": array}; empty when they
+    match): inputs changed in place, missing outputs, and each output's difference, with the
+    arguments of its call (`calls`) and its other expected outputs for context."""
+    changed = changed_inputs(got)
+    if changed != changed_inputs(want):
+        return [changed_message(changed) if changed else "inputs left unchanged"]
+    missing = sorted(set(want) - set(got))
+    if missing:
+        return [f"{name}: missing (the function returned too few values)" for name in missing]
+    found = []
+    for name in sorted(want):
+        if CHANGED in name:
+            continue
+        call = name.split("_")[0]
+        context = dict(calls[int(call[4:])]) if calls else {}
+        context.update({EXPECTED + other: want[other] for other in want
+                        if other != name and other.startswith(call + "_output")})
+        why = difference(got[name], want[name], context)
+        if why:
+            found.append(f"{name}: {why}")
+    return found
+
+
 def local_check(case_id, fn, checks_file=PUBLIC_CHECKS_FILE):
-    """Compare `fn` with the public expected values; raises AssertionError if they differ."""
+    """Compare `fn` with the public expected values; raises AssertionError if they differ.
+    The same rules as grading: input arrays left unchanged, dtypes, values."""
     with np.load(checks_file, allow_pickle=False) as expected:
         wanted = {k.split("/", 1)[1]: expected[k] for k in expected.files if k.startswith(case_id + "/")}
     if not wanted:
         raise KeyError(f"{checks_file} has no public check for {case_id!r}")
-    got = call_case(case_id, fn, PUBLIC_SEED)
-    for name, want in sorted(wanted.items()):
-        if name not in got:
-            raise AssertionError(f"{case_id}: {name} missing (did the function return enough values?)")
-        if got[name].shape != want.shape:
-            raise AssertionError(f"{case_id}: {name} has shape {got[name].shape}, expected {want.shape}")
-        if want.dtype == bool:
-            ok = np.array_equal(got[name].astype(bool), want)
-        else:
-            ok = np.allclose(got[name], want, rtol=RTOL, atol=ATOL)
-        if not ok:
-            raise AssertionError(f"{case_id}: {name} differs from the expected values")
+    problems = mismatches(call_case(case_id, fn, PUBLIC_SEED), wanted, draw_calls(case_id, PUBLIC_SEED))
+    if problems:
+        raise AssertionError(f"{case_id}: {getattr(fn, '__name__', 'the function')} differs from the "
+                             f"expected values: " + "; ".join(problems[:3]))
     print(f"{case_id}: public check passed.")
