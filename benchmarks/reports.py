@@ -296,7 +296,7 @@ def plot_task_scores(frame):
     names = dict(zip(frame["submission_hash"], frame["submission"]))
     task_list = [t for t in TASK_ORDER if t in set(stats["task"])]
     submissions_count = max(1, stats["submission_hash"].nunique())
-    figure, axis = plt.subplots(figsize=(max(7, 1.0 * len(task_list) * max(2, submissions_count / 2)), 4.5))
+    figure, axis = plt.subplots(figsize=(min(14, max(7, 1.1 * len(task_list))), 4.5))
     width = 0.8 / submissions_count
     for offset, (digest, group) in enumerate(stats.groupby("submission_hash", sort=False)):
         group = group.set_index("task").reindex(task_list)
