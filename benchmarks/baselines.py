@@ -21,11 +21,9 @@ import hashlib
 import warnings
 
 import numpy as np
+import scipy.sparse
 import sklearn.feature_extraction.text
 import sklearn.linear_model
-import sklearn.pipeline
-import sklearn.preprocessing
-import scipy.sparse
 
 from benchmarks import metrics, results, runner, splits, tasks
 
