@@ -192,7 +192,8 @@ def benchmarking(state):
                                "what the words mean, dev words unseen in training; set GLUE_DIR for real GLUE).")
     else:
         state["console"].print(f"Tasks: real GLUE from {glue_dir}.")
-    task_names = ["SST-2", "STS-B"] if quick else ["SST-2", "CoLA", "MRPC", "STS-B", "RTE"]
+    # MiniLM fine-tunes at about a task a minute on two cores: the tasks that carry meaning, plus RTE in full mode.
+    task_names = ["SST-2", "STS-B"] if quick else ["SST-2", "STS-B", "RTE"]
     sequence_length = 32
     folders = folder / "submissions"
 
@@ -230,7 +231,7 @@ def benchmarking(state):
                                            {"name": "elmo-tiny-untrained", "pretraining_flops": 0})
 
     database = results.ResultsDatabase(str(folder / "results.db"))
-    config = finetune.FineTuneConfig(learning_rate=1e-4, epochs=2 if quick else 3, batch_size=16,
+    config = finetune.FineTuneConfig(learning_rate=1e-4, epochs=2, batch_size=16,
                                      sequence_length=sequence_length, max_train_examples=None,
                                      max_eval_examples=None)
     baselines.run_baselines(database, glue_dir, task_names, config)
