@@ -66,8 +66,9 @@ def test_gradebook_exports_exist_and_parse(demo):
 
 BOARD = ("all-MiniLM-L6-v2 (pretrained)", "student-bert-demo", "tiny-gpt-demo", "elmo-tiny-untrained",
          "reference-bert-scratch", "majority-class", "bag-of-words-logreg")
-# "Clearly above": the real pretrained model's mean dev score (SST-2 accuracy and STS-B's mean of Pearson and
-# Spearman, x100) is at least this many points above the from-scratch model's and the majority baseline's.
+# "Clearly above": the real pretrained model's mean dev score (quick mode: SST-2 accuracy on the built-in suite,
+# whose dev opinion words never occur in training) is at least this many points above the from-scratch model's
+# and the majority baseline's (measured 2026-12-02: 100.0 against 50.0 and 50.0).
 MARGIN = 15
 
 
@@ -82,7 +83,7 @@ def test_leaderboard_files_exist_and_parse(demo):
     with sqlite3.connect(output / "benchmarks" / "results.db") as db:
         tasks = {row[0] for row in db.execute("select task from runs")}
         failures = list(db.execute("select submission_name, error from submission_failures"))
-    assert tasks == {"SST-2", "STS-B"} and failures == []
+    assert tasks == {"SST-2"} and failures == []
 
 
 def test_the_real_pretrained_model_is_clearly_above_scratch_and_chance(demo):
