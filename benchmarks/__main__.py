@@ -1,10 +1,12 @@
-"""Command line: `python -m benchmarks {suite,baseline,run,report} --help`.
+"""Command line: `python -m benchmarks {suite,baseline,run,report,reveal,limit} --help`.
 
     python -m benchmarks suite out/glue_builtin           # offline GLUE-style suite
     python -m benchmarks baseline out/subs/tiny --tasks SST-2 CoLA
     python -m benchmarks run out/subs/* --tasks SST-2 CoLA MRPC STS-B RTE \\
         --seeds 0 1 --max-train-examples 2000 --report out/report
     python -m benchmarks report --db out/results.db --output out/report
+    python -m benchmarks limit --db out/results.db --per-day 3   # scored submissions per student per day
+    python -m benchmarks reveal --db out/results.db --output out/report   # staff: show the private scores
 """
 
 import argparse
@@ -40,7 +42,7 @@ def build_parser():
     baseline.add_argument("--num-layers", type=int, help="override the size's number of layers")
 
     run = commands.add_parser("run", help="benchmark submissions (skips runs already in the database)")
-    run.add_argument("submissions", nargs="+", help="submission folders (encoder.keras, vocab.txt, metadata.json)")
+    run.add_argument("submissions", nargs="+", help="submission folders (a kit preset + metadata.json; see benchmarks/README.md)")
     add_data_arguments(run)
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     add_options(run, grids=("learning_rate",))
@@ -52,11 +54,24 @@ def build_parser():
                      help="SQLite file, or a database URL (postgresql://user@host/db)")
     run.add_argument("--cache-dir", default="demo_output/benchmarks/tokenized", help="tokenized .npz arrays")
     run.add_argument("--report", help="write the reports into this folder afterwards")
+    run.add_argument("--baselines", action="store_true",
+                     help="also run the majority-class and bag-of-words baselines on the tasks (seconds)")
     run.add_argument("--no-progress", action="store_true")
 
     report = commands.add_parser("report", help="write leaderboard.md/.html, Gradescope results.json, GLUE zips")
     report.add_argument("--db", default="demo_output/benchmarks/results.db", help="SQLite file or database URL")
     report.add_argument("--output", default="demo_output/benchmarks/report")
+    report.add_argument("--reveal", action="store_true",
+                        help="show the private scores in this report only (staff); `reveal` shows them to everyone")
+
+    reveal = commands.add_parser("reveal", help="staff: reveal the private scores (the final ranking) in every report")
+    reveal.add_argument("--db", default="demo_output/benchmarks/results.db", help="SQLite file or database URL")
+    reveal.add_argument("--output", help="write the reports into this folder afterwards")
+    reveal.add_argument("--hide", action="store_true", help="hide them again")
+
+    limit = commands.add_parser("limit", help="staff: scored submissions allowed per student per UTC day")
+    limit.add_argument("--db", default="demo_output/benchmarks/results.db", help="SQLite file or database URL")
+    limit.add_argument("--per-day", type=int, help="the limit; leave out for no limit")
     return parser
 
 
@@ -95,6 +110,10 @@ def command_run(args):
     # One GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
     executor = cluster_executor.make_executor(args.executor, args.ray_address, num_gpus="auto",
                                               env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
+    if args.baselines:
+        from benchmarks import baselines
+
+        baselines.run_baselines(database, args.glue_dir, args.tasks, config_from_options(args))
     for learning_rate in args.learning_rate:
         config = config_from_options(args, learning_rate=learning_rate)
         if args.gpu:
@@ -110,18 +129,37 @@ def command_run(args):
 
 
 def command_report(args):
+    write_reports(open_database(args.db), args.output, reveal=args.reveal or None)
+
+
+def open_database(location):
     from benchmarks import results
 
-    if not results.is_url(args.db) and not os.path.exists(args.db):
-        sys.exit(f"error: no results database at {args.db}; run `python -m benchmarks run ...` first.")
-    write_reports(results.ResultsDatabase(args.db), args.output)
+    if not results.is_url(location) and not os.path.exists(location):
+        sys.exit(f"error: no results database at {location}; run `python -m benchmarks run ...` first.")
+    return results.ResultsDatabase(location)
 
 
-def write_reports(database, folder):
+def command_reveal(args):
+    database = open_database(args.db)
+    database.set_setting("private_revealed", not args.hide)
+    print("private scores are now " + ("hidden" if args.hide else "shown in every report; the rank follows them"))
+    if args.output:
+        write_reports(database, args.output)
+
+
+def command_limit(args):
+    if args.per_day is not None and args.per_day < 1:
+        sys.exit("error: --per-day must be at least 1 (leave it out for no limit).")
+    open_database(args.db).set_setting("daily_limit", args.per_day)
+    print(f"scored submissions per student per UTC day: {args.per_day or 'no limit'}")
+
+
+def write_reports(database, folder, reveal=None):
     from benchmarks import reports
 
-    written, notes = reports.write_all(database, folder)
-    print(reports.to_markdown(reports.leaderboard(database)))
+    written, notes = reports.write_all(database, folder, reveal)
+    print(reports.to_markdown(reports.leaderboard(database, reveal=reveal, references=True)))
     for note in notes:
         print(f"note: {note}")
     print(f"reports in {folder}")
@@ -131,7 +169,8 @@ def write_reports(database, folder):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        {"suite": command_suite, "baseline": command_baseline, "run": command_run, "report": command_report}[args.command](args)
+        {"suite": command_suite, "baseline": command_baseline, "run": command_run, "report": command_report,
+         "reveal": command_reveal, "limit": command_limit}[args.command](args)
     except tasks.GlueDataError as error:
         sys.exit(f"error: {error}")
 

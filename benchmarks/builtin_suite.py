@@ -1,16 +1,24 @@
 """An offline suite of small GLUE-style tasks, written in the `glue_data` layout.
 
-The text is real English prose: sentences of the Python documentation shipped
-with CPython (`pydoc_data.topics`). The labels are SYNTHETIC, derived by rule
-from edits to those sentences, so that every GLUE file format, label
-vocabulary and metric is exercised without a download:
+Every GLUE file format, label vocabulary and metric is exercised without a
+download. Two tasks carry meaning a pretrained model knows and a model trained
+from scratch on a few hundred examples cannot learn: their labels are a
+function of what the words mean, and the words of the dev and test sets are
+not in the training set.
+
+| task | example | rule for the label |
+|---|---|---|
+| SST-2 | a review sentence ("The soundtrack felt dreadful.") | 1 = its opinion word is positive, 0 = negative; opinion words of train and of dev/test are disjoint (`POSITIVE`, `NEGATIVE`) |
+| STS-B | two sentences about everyday scenes | 5 = paraphrases (`PARAPHRASES`: same scene, different words), 2.5 = two scenes of the same topic, 0 = unrelated topics; scenes of train and of dev/test are disjoint |
+
+The other tasks' text is real English prose, sentences of the Python
+documentation shipped with CPython (`pydoc_data.topics`), and their labels are
+SYNTHETIC, derived by rule from edits to those sentences:
 
 | task | example | rule for the label |
 |---|---|---|
 | CoLA | a sentence | 1 = as written, 0 = its words shuffled |
-| SST-2 | a sentence | 1 = affirmative, 0 = negated ("not" inserted) |
 | MRPC, QQP | two sentences / questions | 1 = one word dropped from the first, 0 = a different sentence |
-| STS-B | two sentences | 5 x share of words kept when some are replaced |
 | MNLI, AX | premise, hypothesis | entailment = a prefix of the premise, contradiction = premise negated, neutral = another sentence |
 | QNLI | question, sentence | entailment = the sentence contains the word asked about |
 | RTE | premise, hypothesis | entailment = a prefix, not_entailment = negated or unrelated |
@@ -28,6 +36,48 @@ import re
 from pydoc_data.topics import topics
 
 AUXILIARIES = ("is", "are", "can", "must", "may", "will", "does", "should", "was")
+
+# Opinion words: even positions go to train, odd ones to dev and test, so a score above chance on dev
+# needs knowing what unseen words mean.
+POSITIVE = ("wonderful", "superb", "delightful", "excellent", "brilliant", "charming", "moving", "fantastic",
+            "enjoyable", "gorgeous", "touching", "terrific", "splendid", "lovely", "marvelous", "outstanding",
+            "impressive", "uplifting", "hilarious", "beautiful", "great", "magnificent", "fresh", "engaging")
+NEGATIVE = ("awful", "dreadful", "boring", "terrible", "dull", "clumsy", "tedious", "horrible", "lifeless",
+            "annoying", "bland", "painful", "disappointing", "stupid", "mediocre", "ugly", "pointless", "tiresome",
+            "lousy", "miserable", "unbearable", "awkward", "shallow", "forgettable")
+REVIEW_SUBJECTS = ("The film", "The acting", "The soundtrack", "The story", "This movie", "The ending", "The script",
+                   "The cast", "The dialogue", "The direction", "The plot", "Every scene", "The whole thing",
+                   "The lead performance", "The camera work", "The second half")
+REVIEW_VERBS = ("was", "felt", "seemed", "is", "looked", "turned out")
+REVIEW_ENDINGS = (".", " from start to finish.", ", honestly.", " to me.", " in every way.", " overall.")
+
+# Scenes, each said three ways, grouped by topic. Even-numbered scenes of a topic go to train, odd to dev/test.
+PARAPHRASES = {
+    "animals": [("A dog is running across the field.", "A puppy races over the grass.", "The hound sprints through the meadow."),
+                ("The cat is sleeping on the sofa.", "A kitten naps on the couch.", "The cat dozes on the settee."),
+                ("A bird is singing in the tree.", "A songbird chirps among the branches.", "The bird sings up in the tree."),
+                ("The horse is eating hay.", "A pony munches on dry grass.", "The horse feeds on fodder."),
+                ("Two dogs are playing with a ball.", "A pair of puppies chase a ball.", "Two hounds play fetch together."),
+                ("A fish swims in the pond.", "The fish glides through the pool.", "A fish is swimming in the small lake.")],
+    "cooking": [("A man is slicing onions.", "A guy chops an onion.", "The man cuts onions into pieces."),
+                ("The woman is baking bread.", "A lady bakes a loaf.", "The woman makes bread in the oven."),
+                ("Someone is frying eggs in a pan.", "A person cooks eggs in a skillet.", "Eggs are being fried in a pan."),
+                ("A chef is stirring the soup.", "The cook mixes the broth.", "A chef stirs a pot of soup."),
+                ("A boy is peeling a potato.", "The kid removes the skin of a potato.", "A young boy peels potatoes."),
+                ("She is pouring milk into a glass.", "A woman fills a glass with milk.", "Milk is poured into a cup by her.")],
+    "sports": [("A man is riding a bicycle.", "A guy cycles down the road.", "The man rides his bike."),
+               ("The girl is swimming in the pool.", "A young woman swims laps.", "The girl swims in the water."),
+               ("Two men are playing tennis.", "A pair of men play a tennis match.", "Two guys hit a tennis ball back and forth."),
+               ("A team is playing football.", "Players kick a soccer ball around.", "A soccer team plays a match."),
+               ("A woman is jogging in the park.", "A lady runs through the park.", "The woman goes for a run in the park."),
+               ("The boy is climbing a wall.", "A kid scales a climbing wall.", "The young boy climbs up the wall.")],
+    "weather": [("It is raining heavily in the city.", "Heavy rain falls on the town.", "The city is soaked by a downpour."),
+                ("Snow covers the mountains.", "The peaks are white with snow.", "The mountains are blanketed in snow."),
+                ("The sun is shining brightly.", "It is a bright and sunny day.", "Sunlight is pouring down."),
+                ("Strong winds are blowing the trees.", "A gale shakes the trees.", "The trees sway in a strong wind."),
+                ("Thunder rumbles over the hills.", "A storm roars above the hills.", "Thunder booms across the hills."),
+                ("Fog hides the harbour.", "The port is covered in mist.", "A thick fog lies over the harbour.")],
+}
 NEGATIONS = ("not", "no", "never", "cannot")
 
 
@@ -136,12 +186,18 @@ class SuiteWriter:
             self.save("CoLA", f"{split}.tsv", None, rows)
         self.save("CoLA", "test.tsv", ("index", "sentence"), enumerate(t for t, _ in splits["test"]))
 
-    def sst2(self):
-        def example(i):
-            sentence = self.pick(self.negatable, 1)[0]
-            return (sentence, 1) if i % 2 else (negate(sentence), 0)
+    def split_examples(self, make_example):
+        """{split: [example]} from `make_example(i, held_out)`; held_out is False for train, True for dev/test."""
+        return {split: [make_example(i, split != "train") for i in range(size)] for split, size in self.sizes.items()}
 
-        splits = self.labelled_splits(example)
+    def sst2(self):
+        def example(i, held_out):
+            words = (POSITIVE if i % 2 else NEGATIVE)[int(held_out)::2]
+            sentence = (f"{self.rng.choice(REVIEW_SUBJECTS)} {self.rng.choice(REVIEW_VERBS)} "
+                        f"{self.rng.choice(words)}{self.rng.choice(REVIEW_ENDINGS)}")
+            return sentence, i % 2
+
+        splits = self.split_examples(example)
         for split in ("train", "dev"):
             self.save("SST-2", f"{split}.tsv", ("sentence", "label"), splits[split])
         self.save("SST-2", "test.tsv", ("index", "sentence"), enumerate(t for t, _ in splits["test"]))
@@ -162,15 +218,22 @@ class SuiteWriter:
         self.save("MRPC", "test.tsv", ("index",) + header[1:], rows)
 
     def stsb(self):
-        def example(i):
-            first = self.pick(self.sentences, 1)[0]
-            words, donor = first.split(), self.other_than(first).split()
-            replaced = self.rng.sample(range(len(words)), k=i % (len(words) + 1))
-            for position in replaced:
-                words[position] = self.rng.choice(donor)
-            return first, " ".join(words), f"{5 * (1 - len(replaced) / len(words)):.3f}"
+        topics_sorted = sorted(PARAPHRASES)
 
-        splits = self.labelled_splits(example)
+        def example(i, held_out):
+            scenes = {topic: PARAPHRASES[topic][int(held_out)::2] for topic in topics_sorted}
+            topic = self.rng.choice(topics_sorted)
+            scene = self.rng.choice(scenes[topic])
+            first, second = self.rng.sample(scene, 2)
+            if i % 3 == 0:
+                return first, second, "5.000"
+            if i % 3 == 1:
+                other = self.rng.choice([s for s in scenes[topic] if s is not scene])
+                return first, self.rng.choice(other), "2.500"
+            other_topic = self.rng.choice([t for t in topics_sorted if t != topic])
+            return first, self.rng.choice(self.rng.choice(scenes[other_topic])), "0.000"
+
+        splits = self.split_examples(example)
         columns = ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2")
         for split in ("train", "dev", "test"):
             rows = [

@@ -1,7 +1,12 @@
 """The fine-tuning recipe: one documented procedure for every submission.
 
 Recipe (BERT's, Devlin et al. 2019, Appendix A.3):
-- head: dropout then a dense layer on `pooled_output` ([CLS]); one output and
+- head: as the family registry says (`reference_impl.families`, `head`):
+  "first_token": dropout then a dense layer on `pooled_output` (BERT, ALBERT:
+  their pooler was pretrained by NSP/SOP) or on the raw first position
+  (RoBERTa, ELECTRA: no pretrained pooler); "last_token": on the last
+  non-padding position (GPT-style decoders); "frozen_features": ELMo's frozen
+  biLM, a trained scalar mix of its layers and a small BiLSTM. One output and
   mean squared error for STS-B, class logits and cross-entropy otherwise;
 - AdamW (beta_1=0.9, beta_2=0.999, epsilon=1e-6), weight decay 0.01 on all
   weights except biases and LayerNorm gamma/beta;
@@ -24,6 +29,7 @@ import keras
 import numpy as np
 
 from benchmarks.config import FineTuneConfig  # noqa: F401 - the recipe's settings, used as finetune.FineTuneConfig
+from reference_impl.families import FAMILIES
 from reference_impl.heads import SequenceClassifier
 from reference_impl.optimization import adamw
 
@@ -35,9 +41,34 @@ def make_optimizer(config, total_steps):
                  clipnorm=config.clipnorm)
 
 
-def build_classifier(encoder, num_outputs, dropout):
-    """The kit's [CLS] classifier (num_outputs=1: regression for STS-B)."""
-    return SequenceClassifier(encoder, num_outputs, dropout=dropout)
+def build_classifier(encoder, num_outputs, dropout, family=None):
+    """The task head the family's record names (num_outputs=1: regression for STS-B).
+
+    `family`: a key of `FAMILIES`; None for the older format's BERT encoders ([CLS] pooler).
+    """
+    if family is None:
+        return SequenceClassifier(encoder, num_outputs, dropout=dropout)
+    record = FAMILIES[family]
+    if record.head == "first_token":
+        pooling = "first" if record.sentence_objective == "none" else "pooled"
+        return SequenceClassifier(encoder, num_outputs, dropout=dropout, pooling=pooling)
+    if record.head == "last_token":
+        return record.classifier(encoder, num_outputs, dropout=dropout)
+    if record.head == "frozen_features":
+        return record.classifier(encoder, num_outputs)
+    raise ValueError(f"The {family} family's head {record.head!r} has no task head in the harness yet.")
+
+
+def model_features(model, arrays):
+    """The arrays the model has inputs for (`segment_ids` only where the family reads them)."""
+    return {name: arrays[name] for name in model.input}
+
+
+def token_count(arrays):
+    """Real tokens in the arrays (words for ELMo's characters)."""
+    if "padding_mask" in arrays:
+        return int(arrays["padding_mask"].sum())
+    return int(arrays["character_ids"].any(axis=-1).sum())
 
 
 def steps_per_epoch(train_arrays, config):
@@ -52,17 +83,17 @@ class FineTuneResult:
     train_tokens_per_second: float
 
 
-def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=()):
-    """Fine-tune `encoder` (modified in place) on `train_arrays`; return the classifier."""
+def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), family=None):
+    """Fine-tune `encoder` (modified in place) on `train_arrays` with `family`'s head; return the classifier."""
     keras.utils.set_random_seed(seed)
     regression = num_classes == 1
-    model = build_classifier(encoder, num_classes, config.dropout)
+    model = build_classifier(encoder, num_classes, config.dropout, family)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch(train_arrays, config) * config.epochs),
         loss=keras.losses.MeanSquaredError() if regression else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=config.jit_compile,
     )
-    features = {k: train_arrays[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    features = model_features(model, train_arrays)
     order_generator = np.random.default_rng(seed)
     start = time.perf_counter()
     # One fit() per epoch over a seeded permutation: the example order is
@@ -80,7 +111,7 @@ def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=()):
         )
     seconds = time.perf_counter() - start
     sequences = len(train_arrays["labels"]) * config.epochs
-    tokens = int(train_arrays["padding_mask"].sum()) * config.epochs
+    tokens = token_count(train_arrays) * config.epochs
     return FineTuneResult(model, seconds, sequences / seconds, tokens / seconds)
 
 
@@ -90,11 +121,12 @@ def predict(model, arrays, num_classes, batch_size=128):
     Direct calls rather than `model.predict`: no predict graph to trace for
     each freshly fine-tuned model, which dominates on small evaluation sets.
     """
-    features = {k: arrays[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    features = model_features(model, arrays)
+    count = len(next(iter(features.values())))
     outputs = np.concatenate(
         [
             keras.ops.convert_to_numpy(model({k: v[start : start + batch_size] for k, v in features.items()}, training=False))
-            for start in range(0, len(features["token_ids"]), batch_size)
+            for start in range(0, count, batch_size)
         ]
     ).astype("float64")
     return outputs[:, 0] if num_classes == 1 else outputs.argmax(axis=-1)

@@ -52,7 +52,10 @@ class Run(Base):
     config: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
     data_hash: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(16), server_default="")
     metadata_json: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
-    metrics: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)
+    metrics: orm.Mapped[dict] = orm.mapped_column(sqlalchemy.JSON)  # the whole dev set
+    # The dev set's public and private splits (`benchmarks.splits`); None for runs stored before revision 0003.
+    public_metrics: orm.Mapped[dict | None] = orm.mapped_column(sqlalchemy.JSON, nullable=True)
+    private_metrics: orm.Mapped[dict | None] = orm.mapped_column(sqlalchemy.JSON, nullable=True)
     train_examples: orm.Mapped[int]
     wall_seconds: orm.Mapped[float]
     train_sequences_per_second: orm.Mapped[float]
@@ -87,6 +90,29 @@ class SubmissionFailure(Base):
     task: orm.Mapped[str]  # "*" when the submission itself is broken
     error: orm.Mapped[str]
     failed_at: orm.Mapped[datetime.datetime]
+
+
+class ScoredSubmission(Base):
+    """One submission of a student that was scored: what the daily limit counts."""
+
+    __tablename__ = "scored_submissions"
+    __table_args__ = (sqlalchemy.UniqueConstraint("student", "submission_hash", name="uq_scored_submissions_key"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    student: orm.Mapped[str]
+    submission_hash: orm.Mapped[str] = orm.mapped_column(sqlalchemy.String(64))
+    submission_name: orm.Mapped[str]
+    scored_at: orm.Mapped[datetime.datetime]
+
+
+class LeaderboardSetting(Base):
+    """Staff settings kept with the results: `daily_limit` (scored submissions per student per UTC day,
+    null = no limit) and `private_revealed`."""
+
+    __tablename__ = "leaderboard_settings"
+
+    key: orm.Mapped[str] = orm.mapped_column(primary_key=True)
+    value: orm.Mapped[object] = orm.mapped_column(sqlalchemy.JSON)
 
 
 def config_hash(config):
@@ -222,6 +248,46 @@ class ResultsDatabase:
     def clear_failures(self, submission_hash):
         with self.session() as session, session.begin():
             session.execute(sqlalchemy.delete(SubmissionFailure).filter_by(submission_hash=submission_hash, task="*"))
+
+    def setting(self, key, default=None):
+        with self.session() as session:
+            row = session.get(LeaderboardSetting, key)
+            return default if row is None else row.value
+
+    def set_setting(self, key, value):
+        with self.session() as session, session.begin():
+            session.merge(LeaderboardSetting(key=key, value=value))
+
+    def private_revealed(self):
+        return bool(self.setting("private_revealed", False))
+
+    def admit_scored_submission(self, student, submission_hash, submission_name, now=None):
+        """Record that `student`'s submission is scored, or refuse it over the daily limit.
+
+        A submission already admitted (same files) is free to run again. The
+        day is the UTC calendar day. Raises `splits.DailyLimitReached`.
+        """
+        from benchmarks.splits import DailyLimitReached
+
+        now = now or datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        limit = self.setting("daily_limit")
+        with self.session() as session, session.begin():
+            if session.scalar(sqlalchemy.select(ScoredSubmission.id).filter_by(
+                    student=student, submission_hash=submission_hash)) is not None:
+                return
+            day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            used = session.scalar(sqlalchemy.select(sqlalchemy.func.count(ScoredSubmission.id)).where(
+                ScoredSubmission.student == student, ScoredSubmission.scored_at >= day))
+            if limit is not None and used >= limit:
+                wait = day + datetime.timedelta(days=1) - now
+                hours, minutes = divmod(int(wait.total_seconds()) // 60, 60)
+                raise DailyLimitReached(
+                    f"{student} has used {used} of {limit} scored submissions today (UTC); {submission_name} was "
+                    f"not scored. The next one is accepted after 00:00 UTC, in {hours} h {minutes} min; "
+                    f"re-running a submission already scored does not count."
+                )
+            session.add(ScoredSubmission(student=student, submission_hash=submission_hash,
+                                         submission_name=submission_name, scored_at=now))
 
     def runs(self):
         with self.session() as session:

@@ -1,11 +1,12 @@
 """Runs submissions x tasks x seeds, storing each finished run in the database.
 
 Stages for each (submission, task, seed):
-1. check the submission (metadata, vocabulary, safe load, interface); a broken
+1. check the submission (metadata, safe load of the model of any family, its
+   tokenizer against the model's vocabulary); a broken
    one gets a failure row and the others go on (driver);
 2. read the task's splits and tokenize them (cached .npz arrays); a missing
    or bad file is a failure row for the task, naming the file (driver);
-3. load a fresh copy of the encoder, fine-tune it with the recipe, predict
+3. load a fresh copy of the model, fine-tune it with its family's head, predict
    dev (and test, for the GLUE server) (the job: here, or a Ray task);
 4. score dev and store the run and its predictions in one transaction (driver).
 
@@ -24,7 +25,7 @@ import time
 import keras
 import numpy as np
 
-from benchmarks import encoding, finetune, metrics, results, submissions, tasks
+from benchmarks import encoding, finetune, metrics, results, splits, submissions, tasks
 from cluster import executor as cluster_executor
 from cluster.progress import progress_bars
 
@@ -87,8 +88,11 @@ class TaskArrays:
             examples = sample(examples, self.config.max_train_examples)
         elif split != "train" and self.config.max_eval_examples:
             examples = examples.head(self.config.max_eval_examples)
-        return encoding.cached_encode(pair_encoder, examples, self.data_digest(task.name, split), self.cache_dir,
-                                      f"{task.name}-{split}")
+        arrays = encoding.cached_encode(pair_encoder, examples, self.data_digest(task.name, split), self.cache_dir,
+                                        f"{task.name}-{split}")
+        if split == "dev":
+            arrays["private"] = splits.private_mask(examples.texts)
+        return arrays
 
     def run_key(self, trained_task, scored_task):
         """Digest of the data a run depends on: the training split and the scored task's dev and test."""
@@ -168,16 +172,16 @@ class BenchmarkRunner:
         try:
             metadata = submissions.read_metadata(folder)
             name = metadata["name"]
-            pair_encoder = encoding.PairEncoder(
-                submissions.vocabulary_path(folder), metadata["lowercase"], self.config.sequence_length
-            )
-            submissions.load_encoder(folder, self.config.sequence_length)
-        except (submissions.SubmissionError, ValueError) as error:
+            model = submissions.load_model(folder, self.config.sequence_length)
+            pair_encoder = submissions.load_tokenizer(folder, metadata, self.config.sequence_length, model)
+            metadata = submissions.describe(folder, metadata, model)
+            if metadata.get("student"):
+                self.database.admit_scored_submission(metadata["student"], digest, name)
+        except (submissions.SubmissionError, ValueError, splits.DailyLimitReached) as error:
             self.database.add_failure(digest, name, "*", str(error))
             return [], len(self.plan) * len(self.seeds)
         self.database.clear_failures(digest)
-        with open(os.path.join(folder, submissions.ENCODER_FILE), "rb") as handle:
-            encoder_file = self.executor.share(handle.read())
+        encoder_file = self.executor.share(submissions.model_files(folder))
         jobs, skipped = [], 0
         for trained_task, scored_tasks in self.plan.items():
             data_hashes = {task: self.arrays.run_key(trained_task, task) for task in scored_tasks}
@@ -223,7 +227,7 @@ class BenchmarkRunner:
         """Score dev predictions and store the runs with every prediction, in one transaction."""
         runs = []
         for scored_task in job.scored_tasks:
-            predictions, scores = [], {}
+            predictions, scores, halves = [], {}, {}
             for split, split_arrays in data.evaluations[scored_task].items():
                 if split_arrays is None:
                     continue
@@ -231,6 +235,7 @@ class BenchmarkRunner:
                 labels = split_arrays.get("labels")
                 if labels is not None and split == "dev":
                     scores = metrics.compute_metrics(scored_task, labels, predicted)
+                    halves = split_scores(scored_task, labels, predicted, split_arrays["private"])
                 predictions += [
                     results.Prediction(
                         split=split,
@@ -252,6 +257,8 @@ class BenchmarkRunner:
                     data_hash=job.data_hashes[scored_task],
                     metadata_json=job.metadata,
                     metrics=scores,
+                    public_metrics=halves.get("public"),
+                    private_metrics=halves.get("private"),
                     train_examples=len(data.train["labels"]),
                     wall_seconds=outcome.wall_seconds,
                     train_sequences_per_second=outcome.train_sequences_per_second,
@@ -265,10 +272,19 @@ class BenchmarkRunner:
         self.database.add_runs(runs)
 
 
-def fine_tune_job(job, encoder_file, data, step_bars=None):
-    """One job, wherever it runs: fine-tune a fresh copy of the encoder, predict dev and test.
+def split_scores(task, labels, predicted, private):
+    """{"public": metrics, "private": metrics} on the two halves of dev (a half of fewer than 2 examples: absent)."""
+    halves = {}
+    for name, mask in (("public", ~private), ("private", private)):
+        if mask.sum() >= 2:
+            halves[name] = metrics.compute_metrics(task, labels[mask], predicted[mask])
+    return halves
 
-    Takes the encoder file's bytes and the token arrays (`TaskData`), returns
+
+def fine_tune_job(job, model_files, data, step_bars=None):
+    """One job, wherever it runs: fine-tune a fresh copy of the model, predict dev and test.
+
+    Takes the model's files ({name: bytes}) and the token arrays (`TaskData`), returns
     a `JobOutcome`. `step_bars`: a rich Progress of this terminal to show the
     training steps on (jobs in the driver's process only).
     """
@@ -279,11 +295,11 @@ def fine_tune_job(job, encoder_file, data, step_bars=None):
     # built, so a run must not depend on what this process did before.
     keras.utils.set_random_seed(job.seed)
     with tempfile.TemporaryDirectory(prefix="benchmark-encoder-") as folder:
-        with open(os.path.join(folder, submissions.ENCODER_FILE), "wb") as handle:
-            handle.write(encoder_file)
-        encoder = submissions.load_encoder(folder, config.sequence_length)
-    if config.mixed_precision:
-        encoder = submissions.with_dtype_policy(encoder, "mixed_bfloat16")
+        for name, content in model_files.items():
+            with open(os.path.join(folder, name), "wb") as handle:
+                handle.write(content)
+        encoder = submissions.load_model(folder, config.sequence_length,
+                                         "mixed_bfloat16" if config.mixed_precision else None)
     task = tasks.get_task(job.trained_task)
     callbacks = []
     if step_bars is not None:
@@ -291,7 +307,8 @@ def fine_tune_job(job, encoder_file, data, step_bars=None):
         step_task = step_bars.add_task("  steps", total=steps)
         callbacks.append(finetune.ProgressCallback(step_bars, step_task))
     try:
-        result = finetune.fine_tune(encoder, data.train, task.num_classes, config, job.seed, callbacks=callbacks)
+        result = finetune.fine_tune(encoder, data.train, task.num_classes, config, job.seed, callbacks=callbacks,
+                                    family=job.metadata.get("family"))
     finally:
         if step_bars is not None:
             step_bars.remove_task(step_task)

@@ -1,6 +1,20 @@
 """The submission format, and loading a submission without running its code.
 
-A submission is a folder:
+A submission is a folder holding a saved kit preset of any model family plus
+its metadata (see benchmarks/README.md, "Submission format"):
+
+    config.json         {"format": "reference_impl.preset", "family": "gpt", ...}
+                        (written by `Backbone.save_to_preset(folder, tokenizer)`)
+    model.weights.h5    the weights (HDF5 arrays)
+    tokenizer files     vocab.txt (WordPiece), vocab.json + merges.txt (byte-level
+                        BPE), spiece.model (SentencePiece); none for ELMo (characters)
+    metadata.json       {"name": str, "pretraining_flops": number or null, optional
+                         "student": str}; the family comes from config.json
+
+The family record (`reference_impl.families`) gives the backbone class, the
+tokenizer kind and how the task head reads the model (`finetune.build_classifier`).
+
+The older BERT-only format is still read (a folder without config.json):
 
     encoder.keras    a saved Keras model following the reference interface:
                      inputs {token_ids, segment_ids, padding_mask} (int, [B, T]),
@@ -11,7 +25,9 @@ A submission is a folder:
                       "pretraining_flops": number (0 if not pretrained),
                       "lowercase": bool}
 
-Loading is safe: the model's config.json is read first and every class in it
+Loading is safe. A preset's class comes from the family registry, never from
+the folder; its config is JSON passed to that class's `from_config`, its
+weights HDF5 arrays (no pickle). For the older format, the model's config.json is read first and every class in it
 must come from Keras, keras-hub or `reference_impl` (no other module is even
 imported), then Keras loads it with `safe_mode=True` (no lambda bytecode).
 Problems raise `SubmissionError` naming the file and what to fix; the runner
@@ -27,11 +43,18 @@ import keras
 import numpy as np
 
 import reference_impl.bert  # noqa: F401 - registers the reference layers with Keras
+from benchmarks import encoding
+from reference_impl import presets
 
 ENCODER_FILE = "encoder.keras"
 VOCABULARY_FILE = "vocab.txt"
 METADATA_FILE = "metadata.json"
-REQUIRED_METADATA = ("name", "model_family", "pretraining_flops")
+PRESET_CONFIG_FILE = "config.json"
+REQUIRED_METADATA = ("name", "model_family", "pretraining_flops")  # the older format
+REQUIRED_PRESET_METADATA = ("name", "pretraining_flops")
+# The tokenizer class a preset's config.json may name, per tokenizer kind of the registry.
+TOKENIZER_CLASSES = {"wordpiece": "WordPieceEncoder", "bpe": "BytePairEncoder", "bpe-gpt2": "BytePairEncoder",
+                     "sentencepiece": "SentencePieceEncoder"}
 ALLOWED_MODULES = ("keras", "keras_hub", "reference_impl")
 INPUT_NAMES = {"token_ids", "segment_ids", "padding_mask"}
 
@@ -40,10 +63,17 @@ class SubmissionError(ValueError):
     """A submission that cannot be benchmarked; the message says why and what to do."""
 
 
+def is_preset(folder):
+    """Whether `folder` is a preset submission (config.json) rather than the older encoder.keras format."""
+    return os.path.exists(os.path.join(folder, PRESET_CONFIG_FILE))
+
+
 def submission_hash(folder):
-    """sha256 over the submission's three files (names and bytes)."""
+    """sha256 over the submission's files (names and bytes): every file of a preset, the three of the older format."""
     digest = hashlib.sha256()
-    for name in (ENCODER_FILE, VOCABULARY_FILE, METADATA_FILE):
+    names = (sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n))) if is_preset(folder)
+             else (ENCODER_FILE, VOCABULARY_FILE, METADATA_FILE))
+    for name in names:
         path = os.path.join(folder, name)
         digest.update(name.encode())
         if os.path.exists(path):
@@ -53,19 +83,107 @@ def submission_hash(folder):
 
 
 def read_metadata(folder):
+    """metadata.json, checked for the keys its format needs."""
     path = os.path.join(folder, METADATA_FILE)
+    required = REQUIRED_PRESET_METADATA if is_preset(folder) else REQUIRED_METADATA
     if not os.path.exists(path):
-        raise SubmissionError(f"{path} is missing; add a metadata.json with {', '.join(REQUIRED_METADATA)}.")
+        raise SubmissionError(f"{path} is missing; add a metadata.json with {', '.join(required)}.")
     try:
         with open(path, encoding="utf-8") as handle:
             metadata = json.load(handle)
     except json.JSONDecodeError as error:
         raise SubmissionError(f"{path} is not valid JSON ({error}).") from None
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    missing = [key for key in required if key not in metadata]
     if missing:
         raise SubmissionError(f"{path} lacks {missing}; see benchmarks/README.md for the format.")
-    metadata.setdefault("lowercase", True)
+    if not is_preset(folder):
+        metadata.setdefault("lowercase", True)
     return metadata
+
+
+def describe(folder, metadata, model):
+    """The metadata runs are stored with: plus `family` (the registry's key, presets only), `model_family`
+    and the model's `parameters`."""
+    described = dict(metadata, parameters=model.count_params())
+    if is_preset(folder):
+        family, _ = preset_family(folder)
+        described.update(family=family.name, model_family=family.name)
+    return described
+
+
+def preset_family(folder):
+    """The family record of a preset submission and its config.json; SubmissionError when unknown."""
+    try:
+        family, config = presets.preset_family(folder)
+    except (ValueError, FileNotFoundError) as error:  # unknown family, bad JSON, missing file
+        raise SubmissionError(f"{folder}: {error}") from None
+    if config.get("format") != presets.PRESET_FORMAT:
+        raise SubmissionError(
+            f"{folder} is a Hugging Face checkpoint, not a kit preset; convert it with "
+            f"{family.backbone.__name__}.from_preset(folder).save_to_preset(submission, tokenizer)."
+        )
+    return family, config
+
+
+def model_files(folder):
+    """{file name: bytes} of what a fine-tuning job needs to rebuild the model (not the tokenizer)."""
+    names = (PRESET_CONFIG_FILE, presets.WEIGHTS_FILE) if is_preset(folder) else (ENCODER_FILE,)
+    files = {}
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as handle:
+            files[name] = handle.read()
+    return files
+
+
+def load_model(folder, sequence_length=8, dtype=None):
+    """The backbone of a submission of any family, checked; `dtype` a policy such as "mixed_bfloat16"."""
+    if not is_preset(folder):
+        encoder = load_encoder(folder, sequence_length)
+        return encoder if dtype is None else with_dtype_policy(encoder, dtype)
+    family, config = preset_family(folder)
+    if not os.path.exists(os.path.join(folder, presets.WEIGHTS_FILE)):
+        raise SubmissionError(f"{os.path.join(folder, presets.WEIGHTS_FILE)} is missing; write the submission with "
+                              f"backbone.save_to_preset(folder, tokenizer).")
+    overrides = {"dtype": dtype} if dtype and "dtype" in config.get("config", {}) else {}
+    try:
+        model = family.backbone.from_preset(folder, **overrides)
+    except Exception as error:  # a config or weights file that does not fit the family's class
+        raise SubmissionError(f"{folder}: the {family.name} preset could not be loaded "
+                              f"({type(error).__name__}: {error}); write it with save_to_preset.") from None
+    check_finite_weights(model, folder)
+    limit = model.get_config().get("max_sequence_length")
+    if limit is not None and limit < sequence_length:
+        raise SubmissionError(f"{folder}: the model takes at most {limit} tokens but the harness runs at sequence "
+                              f"length {sequence_length}; pass --sequence-length {limit} or save a longer model.")
+    return model
+
+
+def load_tokenizer(folder, metadata, sequence_length, model):
+    """The tokenizer of a submission (encoding.PairEncoder / PresetTokenizer), checked against the model.
+
+    A tokenizer whose ids go past the model's embedding table, or files of
+    another tokenizer kind than the family's, are a SubmissionError.
+    """
+    if not is_preset(folder):
+        return encoding.PairEncoder(vocabulary_path(folder), metadata["lowercase"], sequence_length)
+    family, config = preset_family(folder)
+    named = config.get("tokenizer")
+    if named is not None and TOKENIZER_CLASSES.get(family.tokenizer) != named:
+        raise SubmissionError(f"{folder}: config.json names the tokenizer {named}, but the {family.name} family "
+                              f"reads {family.tokenizer} ({TOKENIZER_CLASSES.get(family.tokenizer, 'no files')}).")
+    try:
+        tokenizer = encoding.PresetTokenizer(folder, family, sequence_length)
+        size = tokenizer.vocabulary_size()
+    except (ValueError, FileNotFoundError) as error:
+        raise SubmissionError(f"{folder}: its {family.tokenizer} tokenizer could not be loaded: {error}") from None
+    embedding = model.get_config().get("vocabulary_size")
+    if size is not None and embedding is not None and size > embedding:
+        raise SubmissionError(
+            f"{folder}: the tokenizer has {size} tokens but the model's embedding has only {embedding} rows: the "
+            f"tokenizer files do not belong to this model. Save the tokenizer the model was trained with "
+            f"(save_to_preset(folder, tokenizer))."
+        )
+    return tokenizer
 
 
 def check_config_modules(path):
@@ -113,9 +231,7 @@ def check_interface(encoder, path, length):
             f"{path}: the encoder's inputs are {sorted(names) or encoder.input}, expected a dict with "
             f"{sorted(INPUT_NAMES)} (the keras-hub BertBackbone interface)."
         )
-    for variable in encoder.weights:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable.value))):
-            raise SubmissionError(f"{path}: weight {variable.path} contains NaN or infinity.")
+    check_finite_weights(encoder, path)
     batch = 2
     probe = {
         "token_ids": np.full((batch, length), 1, "int32"),
@@ -139,6 +255,12 @@ def check_interface(encoder, path, length):
             f"{path}: output shapes sequence_output {sequence}, pooled_output {pooled}; expected "
             f"({batch}, {length}, H) and ({batch}, H) for a batch of {batch} sequences of length {length}."
         )
+
+
+def check_finite_weights(model, path):
+    for variable in model.weights:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable.value))):
+            raise SubmissionError(f"{path}: weight {variable.path} contains NaN or infinity.")
 
 
 def with_dtype_policy(encoder, policy):
@@ -172,6 +294,18 @@ def save_submission(folder, encoder, vocabulary, metadata):
     with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as handle:
         json.dump(metadata, handle, indent=2)
     return folder
+
+
+def save_preset_submission(folder, backbone, tokenizer, metadata):
+    """Write a submission of any family: the backbone's preset (with its tokenizer's files) and metadata.json.
+
+    `tokenizer`: the kit encoder the model was trained with (None for ELMo,
+    which reads characters). `metadata`: name, pretraining_flops, optional student.
+    """
+    backbone.save_to_preset(folder, tokenizer)
+    with open(os.path.join(folder, METADATA_FILE), "w", encoding="utf-8") as handle:
+        json.dump(metadata, handle, indent=2)
+    return str(folder)
 
 
 def make_baseline_submission(folder, texts, name="bert-tiny-scratch", vocabulary_size=2000, **backbone_args):

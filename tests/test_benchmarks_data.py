@@ -121,9 +121,18 @@ def test_builtin_suite_covers_every_task_and_format(suite):
 
 
 def test_builtin_suite_labels_follow_their_rules(suite):
-    sst = tasks.read_split(suite, "SST-2", "dev")
-    for (sentence,), label in zip(sst.texts, sst.labels):
-        assert (" not " in sentence) == (label == 0)
+    from benchmarks.builtin_suite import NEGATIVE, POSITIVE
+
+    opinion_words = {}
+    for split in ("train", "dev"):
+        sst = tasks.read_split(suite, "SST-2", split)
+        for (sentence,), label in zip(sst.texts, sst.labels):
+            (word,) = [w for w in POSITIVE + NEGATIVE if f" {w}" in sentence]
+            assert (word in POSITIVE) == (label == 1)
+            opinion_words.setdefault(split, set()).add(word)
+    assert not opinion_words["train"] & opinion_words["dev"]  # dev needs knowing unseen words
+    stsb = tasks.read_split(suite, "STS-B", "dev")
+    assert set(stsb.labels.tolist()) == {0.0, 2.5, 5.0}
     mnli = tasks.read_split(suite, "MNLI-m", "dev")
     for (premise, hypothesis), label in zip(mnli.texts, mnli.labels):
         if tasks.NLI_3[label] == "entailment":

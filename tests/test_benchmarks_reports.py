@@ -91,8 +91,9 @@ def test_html_report_renders_in_headless_chromium(database, tmp_path):
     html = reports.write_html(database, str(tmp_path / "leaderboard.html"))
     view = browser.open_page(html, str(tmp_path / "shot.png"))
     assert view.errors == [] and view.failed_requests == []
-    assert view.title == "GLUE leaderboard" and view.table_rows == 2
-    assert [alt for alt, _, _ in view.images] == ["Per-task scores", "Score against pretraining compute"]
+    assert view.title == "GLUE leaderboard" and view.table_rows == 3  # two submissions and the published BERT-base
+    assert [alt for alt, _, _ in view.images] == ["Per-task scores", "Score against parameters",
+                                                  "Score against pretraining compute"]
     assert all(width > 100 and height > 100 for _, width, height in view.images), view.images
     assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
