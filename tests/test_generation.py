@@ -139,3 +139,22 @@ def test_bad_requests_name_the_problem(causal_lm):
     padding_mask[1] = 0
     with pytest.raises(ValueError, match="at least one token"):
         generate(causal_lm, token_ids, padding_mask)
+
+
+def test_the_readmes_generate_calls_run():
+    """Every `generate(...)` call the READMEs show works as written (one once named a strategy that does not exist)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    calls = [match for readme in root.glob("**/README.md") if ".venv" not in readme.parts
+             for match in re.findall(r"generate\(causal_lm, token_ids,\s*padding_mask,([^`]*)\)`", readme.read_text())]
+    assert calls, "the READMEs no longer show a generate(...) call"
+    causal_lm = GPTCausalLM(GPTBackbone(vocabulary_size=VOCABULARY_SIZE, num_layers=1, num_heads=2, hidden_dim=16,
+                                        intermediate_dim=32, max_sequence_length=128))
+    token_ids, padding_mask = prompts()
+    for arguments in calls:
+        generated, _ = eval(f"generate(causal_lm, token_ids, padding_mask, {arguments.strip()})",
+                            {"generate": generate, "causal_lm": causal_lm, "token_ids": token_ids,
+                             "padding_mask": padding_mask})
+        assert generated.shape[0] == token_ids.shape[0]
