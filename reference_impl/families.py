@@ -13,6 +13,7 @@ files (see "Add a model family" in reference_impl/README.md).
 | electra | WordPiece      | replaced-token detection         | none (packed)      | first token     |
 | gpt     | byte-level BPE | causal LM (next token)           | none (packed)      | last token      |
 | elmo    | characters     | bidirectional LM (two LSTM LMs)  | none               | frozen features |
+| t5      | SentencePiece  | span corruption (encoder-decoder)| none               | text to text    |
 """
 
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from reference_impl.gpt import GPTBackbone, GPTCausalLM, GPTClassifier, compile_
 from reference_impl.heads import SequenceClassifier
 from reference_impl.pretraining import compile_for_pretraining
 from reference_impl.roberta import RobertaBackbone, RobertaPretrainer
+from reference_impl.t5 import T5Backbone, T5Seq2SeqLM
 
 #: Small enough to pretrain a few hundred steps on two CPU cores in a minute or two.
 SMALL_SIZE = dict(num_layers=2, num_heads=2, hidden_dim=64, intermediate_dim=256)
@@ -49,8 +51,9 @@ class ModelFamily:
             a trained encoder; None for "characters".
         load_tokenizer: (folder, sequence_length) -> the encoder saved in a
             checkpoint or preset folder; None for "characters".
-        objective: "masked_lm", "replaced_token_detection", "causal_lm" or
-            "bidirectional_lm".
+        objective: "masked_lm", "replaced_token_detection", "causal_lm",
+            "bidirectional_lm" or "span_corruption" (encoder-decoder: the
+            decoder writes the spans dropped from the input).
         pretrainer: the pretraining model class, called with the backbone
             first (ELMo's also takes the word vocabulary size).
         compile_pretrainer: compiles that pretrainer (optimizer and losses).
@@ -67,9 +70,11 @@ class ModelFamily:
             <s>, `SequenceClassifier`), "last_token" (the only position a
             decoder lets see the whole input, `GPTClassifier`) or
             "frozen_features" (a learned mix of a frozen model's layers,
-            `ELMoClassifier`).
+            `ELMoClassifier`) or "text_to_text" (the decoder writes the
+            label as a word, `reference_impl.text_to_text`).
         classifier: the task head class for text classification, called
-            with (backbone, num_classes).
+            with (backbone, num_classes); for "text_to_text", the
+            sequence-to-sequence model, called with the backbone alone.
         quick_size: backbone arguments of the small model
             `reference_impl.quick_pretraining` trains (without the
             vocabulary size and sequence length).
@@ -166,6 +171,18 @@ FAMILIES = {
             compile_pretrainer=compile_elmo_pretraining,
             head="frozen_features", classifier=ELMoClassifier,
             quick_size=dict(ELMoBiLM.sizes["tiny"]),
+        ),
+        ModelFamily(
+            name="t5", backbone=T5Backbone, tokenizer="sentencepiece",
+            # The kit's SentencePiece encoder: its own vocabularies and kit presets. A
+            # Hugging Face T5 spiece.model (</s>, <extra_id_N>) is not loaded yet.
+            train_tokenizer=tokenizers.train_sentence_piece_encoder,
+            load_tokenizer=tokenizers.load_sentence_piece_encoder,
+            objective="span_corruption", pretrainer=T5Seq2SeqLM,
+            compile_pretrainer=compile_causal_lm,
+            hugging_face_model_type="t5", converter="reference_impl.checkpoints.convert_t5",
+            head="text_to_text", classifier=T5Seq2SeqLM,
+            quick_size=dict(SMALL_SIZE),
         ),
     )
 }

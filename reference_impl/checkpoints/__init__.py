@@ -11,6 +11,7 @@ family's converter module, as in keras-hub's `utils/transformers/`:
     convert_albert.py   "albert"   -> AlbertBackbone
     convert_electra.py  "electra"  -> ElectraBackbone
     convert_gpt2.py     "gpt2"     -> GPTBackbone
+    convert_t5.py       "t5"       -> T5Backbone
 
 Each converter has `convert_backbone_config(hf_config) -> backbone
 arguments` and `convert_weights(backbone, tensors, hf_config)`, and names
