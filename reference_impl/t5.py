@@ -38,11 +38,11 @@ from keras import ops
 from reference_impl.backbone import Backbone, WrapsBackbone
 from reference_impl.generation import choose_next_token
 from reference_impl.layers import (
-    causal_attention_mask,
     get_activation,
     masked_score,
     padding_attention_mask,
     register,
+    self_attention_mask,
 )
 
 
@@ -276,20 +276,10 @@ class T5Block(keras.layers.Layer):
         self.feedforward_output_dense.build((None, None, self.intermediate_dim))
         self.built = True
 
-    def self_attention_mask(self, x, padding_mask, cache, cache_update_index):
-        mask = None if padding_mask is None else padding_attention_mask(padding_mask)
-        if self.is_decoder:
-            query_length = ops.shape(x)[1]
-            key_length = query_length if cache is None else ops.shape(cache)[3]
-            offset = 0 if cache is None else cache_update_index
-            causal = causal_attention_mask(query_length, key_length, offset)[None, None]
-            mask = causal if mask is None else ops.logical_and(mask, causal)
-        return mask
-
     def call(self, x, position_bias, padding_mask=None, encoder_output=None,
              encoder_padding_mask=None, cross_key_values=None, cache=None,
              cache_update_index=None, training=None):
-        mask = self.self_attention_mask(x, padding_mask, cache, cache_update_index)
+        mask = self_attention_mask(x, padding_mask, self.is_decoder, cache, cache_update_index)
         attended = self.self_attention(
             self.self_attention_layer_norm(x), position_bias=position_bias, attention_mask=mask,
             cache=cache, cache_update_index=cache_update_index, training=training)
