@@ -86,7 +86,8 @@ def student_from_teacher(teacher, every=2):
     for weight in student.weights:
         if id(weight) not in block_weights:
             path = weight.path.split("/", 1)[1] if weight.path.startswith(student.name + "/") else weight.path
-            weight.assign(teacher_weights[path])
+            # A copy: under JAX the two variables would otherwise share one buffer.
+            weight.assign(ops.convert_to_numpy(teacher_weights[path]))
     return student
 
 
@@ -132,8 +133,10 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self.forward = forward
         self.temperature = temperature
-        self.loss_weights_ = dict(soft=soft_weight, hard=hard_weight, cosine=cosine_weight)
-        self.trackers = {name: keras.metrics.Mean(name=f"{name}_loss") for name in self.loss_weights_}
+        self.soft_weight, self.hard_weight, self.cosine_weight = soft_weight, hard_weight, cosine_weight
+        self.soft_loss_tracker = keras.metrics.Mean(name="soft_loss")
+        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.cosine_loss_tracker = keras.metrics.Mean(name="cosine_loss")
 
     def call(self, x, training=False):
         logits, hidden, _ = self.forward(self.student, x, training=training)
@@ -142,15 +145,10 @@ class Distiller(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         teacher_logits, teacher_hidden, padding_mask = self.forward(self.teacher, x, training=False)
         teacher_logits, teacher_hidden = ops.stop_gradient(teacher_logits), ops.stop_gradient(teacher_hidden)
-        losses = {
-            "soft": soft_target_loss(y_pred["logits"], teacher_logits, self.temperature, sample_weight),
-            "hard": hard_target_loss(y_pred["logits"], y, sample_weight),
-            "cosine": hidden_state_cosine_loss(y_pred["hidden_states"], teacher_hidden, padding_mask),
-        }
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return sum(self.loss_weights_[name] * value for name, value in losses.items())
-
-    @property
-    def metrics(self):
-        return [*super().metrics, *self.trackers.values()]
+        soft = soft_target_loss(y_pred["logits"], teacher_logits, self.temperature, sample_weight)
+        hard = hard_target_loss(y_pred["logits"], y, sample_weight)
+        cosine = hidden_state_cosine_loss(y_pred["hidden_states"], teacher_hidden, padding_mask)
+        self.soft_loss_tracker.update_state(soft)
+        self.hard_loss_tracker.update_state(hard)
+        self.cosine_loss_tracker.update_state(cosine)
+        return self.soft_weight * soft + self.hard_weight * hard + self.cosine_weight * cosine

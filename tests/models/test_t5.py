@@ -132,8 +132,8 @@ def test_generation_stops_a_row_after_its_end_token():
     free, _ = generate(model, *args, max_length=8, end_token_id=-1)
     end = int(free[0, 2])  # the token row 0 writes second becomes the end token
     stopped, _ = generate(model, *args, max_length=8, end_token_id=end)
-    first_end = int(np.argmax(stopped[0] == end))
-    assert 0 < first_end <= 2 and (stopped[0, first_end + 1:] == 0).all()
+    first_end = 1 + int(np.argmax(stopped[0, 1:] == end))  # position 0 is the start token
+    assert first_end <= 2 and (stopped[0, first_end + 1:] == 0).all()
 
 
 def test_seq2seq_lm_keras_file_round_trip(tmp_path):
