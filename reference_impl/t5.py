@@ -511,7 +511,8 @@ def generate(seq2seq_lm, encoder_token_ids, encoder_padding_mask, max_length, st
 
     Returns:
         (decoder token ids [B, max_length] int32 numpy, start token first;
-        logits [B, max_length - 1, V] numpy, the scores each step chose from).
+        logits [B, steps, V] numpy, the scores each step chose from; steps is
+        max_length - 1, or fewer when every row has ended).
     """
     backbone = seq2seq_lm.backbone
     encoder_token_ids = np.asarray(encoder_token_ids, "int32")
