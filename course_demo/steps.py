@@ -11,9 +11,10 @@ from rich.table import Table
 
 
 #: The sizes the demo builds (None: all of them): every BERT size, and each
-#: other Transformer family's paper size.
+#: other Transformer family's paper size. (A distilled student is a BERT size
+#: with half the layers: `reference_impl.distillation`.)
 DEMO_SIZES = {"bert": None, "roberta": ("base",), "albert": ("base",), "electra": ("small",),
-              "gpt": ("base",), "transformer_xl": ("base",), "xlnet": ("base",)}
+              "gpt": ("base",), "transformer_xl": ("base",), "xlnet": ("base",), "t5": ("small", "base")}
 
 
 def models(state):

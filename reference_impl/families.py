@@ -20,6 +20,7 @@ imports it. What a backbone's own `from_preset` and `save_to_preset` need
 | elmo    | characters     | bidirectional LM (two LSTM LMs)  | none               | frozen features |
 | transformer_xl | byte-level BPE | causal LM over segments, memory | none (a stream) | last token      |
 | xlnet   | SentencePiece  | permutation LM (two streams)     | none               | last token      |
+| t5      | SentencePiece  | span corruption (encoder-decoder)| none               | text to text    |
 """
 
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from reference_impl.heads import SequenceClassifier
 from reference_impl.presets import Presets, preset_class, read_preset_config
 from reference_impl.pretraining import compile_for_pretraining
 from reference_impl.roberta import RobertaBackbone, RobertaPretrainer
+from reference_impl.t5 import T5Backbone, T5Seq2SeqLM
 from reference_impl.transformer_xl import TransformerXLBackbone, TransformerXLCausalLM
 from reference_impl.xlnet import XLNetBackbone, XLNetPretrainer
 
@@ -63,7 +65,8 @@ class ModelFamily:
         load_tokenizer: (folder, sequence_length) -> the encoder saved in a
             checkpoint or preset folder; None for "characters".
         objective: "masked_lm", "replaced_token_detection", "causal_lm",
-            "bidirectional_lm" or "permutation_lm".
+            "bidirectional_lm", "permutation_lm" or "span_corruption" (encoder-decoder:
+            the decoder writes the spans dropped from the input).
         pretrainer: the pretraining model class, called with the backbone
             first (ELMo's also takes the word vocabulary size).
         compile_pretrainer: compiles that pretrainer (optimizer and losses).
@@ -76,9 +79,11 @@ class ModelFamily:
             <s>, `SequenceClassifier`), "last_token" (the only position a
             decoder lets see the whole input, `GPTClassifier`) or
             "frozen_features" (a learned mix of a frozen model's layers,
-            `ELMoClassifier`).
+            `ELMoClassifier`) or "text_to_text" (the decoder writes the
+            label as a word, `reference_impl.text_to_text`).
         classifier: the task head class for text classification, called
-            with (backbone, num_classes).
+            with (backbone, num_classes); for "text_to_text", the
+            sequence-to-sequence model, called with the backbone alone.
         quick_size: backbone arguments of the small model
             `reference_impl.quick_pretraining` trains (without the
             vocabulary size and sequence length).
@@ -199,6 +204,17 @@ FAMILIES = {
             objective="permutation_lm", pretrainer=XLNetPretrainer,
             compile_pretrainer=compile_causal_lm, segment_ids=True,
             head="last_token", classifier=GPTClassifier,
+        ),
+        ModelFamily(
+            backbone=T5Backbone, tokenizer="sentencepiece",
+            # The kit's SentencePiece encoder: its own vocabularies and kit presets. A
+            # Hugging Face T5 spiece.model (</s>, <extra_id_N>) is not loaded yet.
+            train_tokenizer=tokenizers.train_sentence_piece_encoder,
+            load_tokenizer=tokenizers.load_sentence_piece_encoder,
+            objective="span_corruption", pretrainer=T5Seq2SeqLM,
+            compile_pretrainer=compile_causal_lm,
+            head="text_to_text", classifier=T5Seq2SeqLM,
+            quick_size=dict(SMALL_SIZE),
         ),
     )
 }

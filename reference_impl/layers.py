@@ -118,6 +118,22 @@ def causal_attention_mask(query_length, key_length, offset=0):
     return key_positions <= query_positions
 
 
+def self_attention_mask(x, padding_mask, use_causal_mask, cache=None, cache_update_index=None):
+    """The padding mask combined with the causal mask (decoders), as bool [B|1, 1, T_q, T_k].
+
+    With a cache ([B, 2, h, T_max, d]) the queries `x` sit at
+    `cache_update_index` ... and the keys span the whole cache.
+    """
+    mask = None if padding_mask is None else padding_attention_mask(padding_mask)
+    if use_causal_mask:
+        query_length = ops.shape(x)[1]
+        key_length = query_length if cache is None else ops.shape(cache)[3]
+        offset = 0 if cache is None else cache_update_index
+        causal = causal_attention_mask(query_length, key_length, offset)[None, None]
+        mask = causal if mask is None else ops.logical_and(mask, causal)
+    return mask
+
+
 @register
 class MultiHeadAttention(keras.layers.Layer):
     """Projects to h heads, attends in each, and projects back.
@@ -296,15 +312,7 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def attention_mask(self, x, padding_mask, cache, cache_update_index):
-        """Combine the padding mask with the causal mask, as bool [B|1, 1, T_q, T_k]."""
-        mask = None if padding_mask is None else padding_attention_mask(padding_mask)
-        if self.use_causal_mask:
-            query_length = ops.shape(x)[1]
-            key_length = query_length if cache is None else ops.shape(cache)[3]
-            offset = 0 if cache is None else cache_update_index
-            causal = causal_attention_mask(query_length, key_length, offset)[None, None]
-            mask = causal if mask is None else ops.logical_and(mask, causal)
-        return mask
+        return self_attention_mask(x, padding_mask, self.use_causal_mask, cache, cache_update_index)
 
     def call(self, x, padding_mask=None, cache=None, cache_update_index=None, training=None):
         mask = self.attention_mask(x, padding_mask, cache, cache_update_index)

@@ -12,6 +12,7 @@ read with the `safetensors` library (numpy, no PyTorch). `config.json`'s
     convert_electra.py  "electra"  -> ElectraBackbone
     convert_gpt2.py     "gpt2"     -> GPTBackbone
     convert_xlnet.py    "xlnet"    -> XLNetBackbone
+    convert_t5.py       "t5"       -> T5Backbone
 
 Each converter has `convert_backbone_config(hf_config) -> backbone
 arguments` and `convert_weights(backbone, tensors, hf_config)`, and names

@@ -43,3 +43,11 @@ def random_encoder_inputs(vocabulary_size, batch, length, seed, num_segments=2):
     segment_ids = ((np.arange(length)[None, :] >= split[:, None]) & (num_segments > 1)).astype("int32")
     return {"token_ids": token_ids, "segment_ids": segment_ids * padding_mask,
             "padding_mask": padding_mask}
+
+
+def random_encoder_decoder_inputs(vocabulary_size, batch, encoder_length, decoder_length, seed):
+    """Encoder and decoder ids with right padding of varied lengths (T5's input names)."""
+    encoder = random_encoder_inputs(vocabulary_size, batch, encoder_length, seed)
+    decoder = random_encoder_inputs(vocabulary_size, batch, decoder_length, seed + 1)
+    return {"encoder_token_ids": encoder["token_ids"], "encoder_padding_mask": encoder["padding_mask"],
+            "decoder_token_ids": decoder["token_ids"], "decoder_padding_mask": decoder["padding_mask"]}

@@ -1,6 +1,6 @@
 """Hugging Face checkpoint folders written from random keras-hub backbones.
 
-No RoBERTa, ALBERT, ELECTRA or GPT-2 checkpoint ships offline, so a folder is
+No RoBERTa, ALBERT, ELECTRA, GPT-2 or T5 checkpoint ships offline, so a folder is
 written in Hugging Face's layout (names, [out, in] Linear weights, RoBERTa's
 offset position table, GPT-2's fused Conv1D attention) from a keras-hub
 backbone's weights; a model imported from it must reproduce keras-hub's
@@ -16,7 +16,7 @@ import keras_hub
 import numpy as np
 from safetensors.numpy import save_file
 
-from tests.models.helpers import random_encoder_inputs
+from tests.models.helpers import random_encoder_decoder_inputs, random_encoder_inputs
 
 
 def numpy(x):
@@ -221,6 +221,55 @@ def xlnet_checkpoint(folder):
     return write_folder(folder, config, tensors), theirs, inputs, {"sequence_output": theirs(inputs)}
 
 
+def t5_tensors(theirs):
+    """A keras-hub T5Backbone's weights under Hugging Face T5 names (no biases; gated
+    feed-forward `wi_0`, `wi_1`; untied `lm_head`)."""
+    tensors = {"shared.weight": numpy(theirs.token_embedding.embeddings),
+               "lm_head.weight": numpy(theirs.token_embedding.reverse_embeddings).T}
+
+    def weight(name, dense):
+        tensors[f"{name}.weight"] = numpy(dense.kernel).T
+
+    for stack in ("encoder", "decoder"):
+        layers = getattr(theirs, f"{stack}_transformer_layers")
+        tensors[f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight"] = numpy(
+            layers[0].self_attention.relative_attention_bias)
+        for i, layer in enumerate(layers):
+            prefix = f"{stack}.block.{i}.layer"
+            sublayers = [("0.SelfAttention", layer.self_attention, layer.self_attention_layer_norm)]
+            if stack == "decoder":
+                sublayers.append(("1.EncDecAttention", layer.cross_attention,
+                                  layer.cross_attention_layer_norm))
+            for name, attention, norm in sublayers:
+                for projection, dense in (("q", attention.query_projector), ("k", attention.key_projector),
+                                          ("v", attention.value_projector),
+                                          ("o", attention.output_projector)):
+                    weight(f"{prefix}.{name}.{projection}", dense)
+                tensors[f"{prefix}.{name.split('.')[0]}.layer_norm.weight"] = numpy(norm.weight)
+            feedforward = f"{prefix}.{len(sublayers)}"
+            weight(f"{feedforward}.DenseReluDense.wi_0", layer.input_projector)
+            weight(f"{feedforward}.DenseReluDense.wi_1", layer.gate_projector)
+            weight(f"{feedforward}.DenseReluDense.wo", layer.output_projector)
+            tensors[f"{feedforward}.layer_norm.weight"] = numpy(layer.layer_norm.weight)
+        tensors[f"{stack}.final_layer_norm.weight"] = numpy(getattr(theirs, f"{stack}_layer_norm").weight)
+    return {k: np.ascontiguousarray(v, dtype="float32") for k, v in tensors.items()}
+
+
+def t5_checkpoint(folder):
+    keras.utils.set_random_seed(0)
+    theirs = keras_hub.models.T5Backbone(vocabulary_size=97, num_layers=2, num_heads=4, hidden_dim=32,
+                                         intermediate_dim=64, key_value_dim=16,
+                                         tie_embedding_weights=False)
+    config = {"model_type": "t5", "vocab_size": 97, "d_model": 32, "d_kv": 16, "d_ff": 64,
+              "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4,
+              "feed_forward_proj": "gated-relu", "tie_word_embeddings": False,
+              "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+              "dropout_rate": 0.1, "layer_norm_epsilon": 1e-6}
+    inputs = random_encoder_decoder_inputs(97, batch=3, encoder_length=16, decoder_length=10, seed=1)
+    return write_folder(folder, config, t5_tensors(theirs)), theirs, inputs, theirs(inputs)
+
+
 #: family -> the function writing a checkpoint of it.
 CHECKPOINTS = {"roberta": roberta_checkpoint, "albert": albert_checkpoint,
-               "electra": electra_checkpoint, "gpt": gpt2_checkpoint, "xlnet": xlnet_checkpoint}
+               "electra": electra_checkpoint, "gpt": gpt2_checkpoint, "xlnet": xlnet_checkpoint,
+               "t5": t5_checkpoint}

@@ -141,3 +141,38 @@ def copy_keras_hub_xlnet(ours, theirs):
             (our_block.feedforward_output_dense, their_block.feedforward_output_dense),
         ):
             copy_dense(our_dense, their_dense.kernel.numpy(), their_dense.bias.numpy())
+
+
+def copy_keras_hub_t5(ours, theirs):
+    """keras-hub `T5Backbone` -> `reference_impl.t5.T5Backbone` (same config).
+
+    keras-hub keeps each stack's relative position table in its first
+    layer's self-attention; ours is a layer of its own per stack.
+    """
+    assign(ours.token_embedding.embeddings, theirs.token_embedding.embeddings.numpy())
+    if not ours.get_config()["tie_embedding_weights"]:
+        assign(ours.token_embedding.reverse_embeddings, theirs.token_embedding.reverse_embeddings.numpy())
+    for stack in ("encoder", "decoder"):
+        our_layers = getattr(ours, f"{stack}_transformer_layers")
+        their_layers = getattr(theirs, f"{stack}_transformer_layers")
+        assign(getattr(ours, f"{stack}_position_bias").embeddings,
+               their_layers[0].self_attention.relative_attention_bias.numpy())
+        for our_block, their_block in zip(our_layers, their_layers, strict=True):
+            attentions = [("self_attention", "self_attention_layer_norm")]
+            if stack == "decoder":
+                attentions.append(("cross_attention", "cross_attention_layer_norm"))
+            for attention, norm in attentions:
+                our_attention, their_attention = getattr(our_block, attention), getattr(their_block, attention)
+                for our_dense, their_name in (("query_dense", "query_projector"), ("key_dense", "key_projector"),
+                                              ("value_dense", "value_projector"),
+                                              ("output_dense", "output_projector")):
+                    copy_dense(getattr(our_attention, our_dense),
+                               getattr(their_attention, their_name).kernel.numpy())
+                assign(getattr(our_block, norm).weight, getattr(their_block, norm).weight.numpy())
+            copy_dense(our_block.feedforward_intermediate_dense, their_block.input_projector.kernel.numpy())
+            if our_block.feedforward_gate_dense is not None:
+                copy_dense(our_block.feedforward_gate_dense, their_block.gate_projector.kernel.numpy())
+            copy_dense(our_block.feedforward_output_dense, their_block.output_projector.kernel.numpy())
+            assign(our_block.feedforward_layer_norm.weight, their_block.layer_norm.weight.numpy())
+        assign(getattr(ours, f"{stack}_layer_norm").weight,
+               getattr(theirs, f"{stack}_layer_norm").weight.numpy())

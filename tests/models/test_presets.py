@@ -28,11 +28,13 @@ from reference_impl.elmo import ELMoBiLM
 from reference_impl.elmo_data import character_ids
 from reference_impl.families import FAMILIES, load_tokenizer
 from reference_impl.roberta import RobertaBackbone
+from reference_impl.t5 import T5Backbone
 from tests.models.helpers import (
     MINILM,
     MINILM_REFERENCE,
     assert_matches_minilm_reference,
     minilm_reference_inputs,
+    random_encoder_decoder_inputs,
     random_encoder_inputs,
 )
 from tests.models.hugging_face_folders import CHECKPOINTS
@@ -72,8 +74,8 @@ def test_from_preset_loads_each_familys_hugging_face_folder(family, tmp_path):
     backbone_class = FAMILIES[family].backbone
     ours = backbone_class.from_preset(folder)
     assert type(ours) is backbone_class
-    if "max_sequence_length" in ours.get_config():  # XLNet's relative positions have no table
-        assert ours.get_config()["max_sequence_length"] == 24  # RoBERTa's two offset rows cut off
+    # RoBERTa's two offset rows cut off (XLNet's and T5's relative positions have no table).
+    assert ours.get_config().get("max_sequence_length", 24) == 24
     assert_match_on_both_attention_paths(ours, inputs, expected)
 
 
@@ -107,6 +109,9 @@ def tiny_model(family):
     backbone = FAMILIES[family].backbone
     if backbone is ELMoBiLM:
         return ELMoBiLM.from_name("tiny"), {"character_ids": character_ids([["a", "cat"], ["sat"]])}
+    if backbone is T5Backbone:  # encoder-decoder: no position table, two inputs of each kind
+        return (T5Backbone.from_name("tiny", vocabulary_size=97),
+                random_encoder_decoder_inputs(97, batch=3, encoder_length=16, decoder_length=8, seed=1))
     arguments = dict(vocabulary_size=97, max_sequence_length=24)
     if "max_sequence_length" not in inspect.signature(backbone).parameters:  # relative positions
         del arguments["max_sequence_length"]
