@@ -44,7 +44,7 @@ import numpy as np
 
 import reference_impl.bert  # noqa: F401 - registers the reference layers with Keras
 from benchmarks import encoding
-from reference_impl import presets
+from reference_impl import families, presets
 
 ENCODER_FILE = "encoder.keras"
 VOCABULARY_FILE = "vocab.txt"
@@ -114,7 +114,7 @@ def describe(folder, metadata, model):
 def preset_family(folder):
     """The family record of a preset submission and its config.json; SubmissionError when unknown."""
     try:
-        family, config = presets.preset_family(folder)
+        family, config = families.preset_family(folder)
     except (ValueError, FileNotFoundError) as error:  # unknown family, bad JSON, missing file
         raise SubmissionError(f"{folder}: {error}") from None
     if config.get("format") != presets.PRESET_FORMAT:

@@ -34,7 +34,7 @@ from reference_impl.distillation import Distiller, student_from_teacher
 from reference_impl.elmo_data import LengthBatches
 from reference_impl.heads import SequenceClassifier
 from reference_impl.optimization import adamw
-from reference_impl.presets import load_tokenizer
+from reference_impl.families import load_tokenizer
 
 DEFAULT_GLUE_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "glue_data"
 

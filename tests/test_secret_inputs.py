@@ -10,7 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader import assignment, submission, verdicts
+from grader import assignment, sandbox, submission, verdicts
 from grader.runtime import grading_runtime
 
 SEEDS_PER_CASE = 5
@@ -72,12 +72,13 @@ def test_the_grader_never_gives_a_notebook_such_a_seed(monkeypatch, tmp_path):
     nb = attention.notebook()
     nbformat.write(nb, tmp_path / "attention.ipynb")
     locked = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("locked")]
-    job = {"submitted_dir": str(tmp_path), "notebooks": [{
+    job = submission.GradingJob(student="ada", assignment="attention", submitted_dir=str(tmp_path),
+                                autograded_dir=str(tmp_path / "autograded"), limits=sandbox.Limits(), notebooks=[{
         "name": "attention",
         "trusted_cells": [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
                            "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])} for c in locked],
         "graded_cells": [{"name": c.metadata["nbgrader"]["grade_id"], "points": c.metadata["nbgrader"]["points"]}
-                         for c in locked if c.metadata["nbgrader"].get("grade")]}]}
+                         for c in locked if c.metadata["nbgrader"].get("grade")]}])
     draws = iter([coinciding_seed("attention.causal_mask"), 7])
     monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: next(draws))
-    assert submission.prepare_submission(job)["prepared"]["attention"]["seed"] == 7
+    assert submission.prepare_submission(job).prepared["attention"].seed == 7
