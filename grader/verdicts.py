@@ -135,12 +135,12 @@ def reference_outputs(assignment, case_id, function, seed):
 
 
 def outputs_of(fn, calls):
-    """{"call{i}_output{j}": array} of `fn` (a reference) on each call's arguments, passed as
-    the notebook passes them."""
+    """{"call{i}_output{j}": array} of `fn` (a reference function, or a reference layer class,
+    whose gradients are recorded too) on each call's arguments, passed as the notebook passes them."""
     arrays = {}
     for i, kwargs in enumerate(calls):
-        for j, output in enumerate(fn(**grading_runtime.notebook_arguments(kwargs))):
-            arrays[f"call{i}_output{j}"] = np.asarray(output)
+        for name, array in grading_runtime.call_outputs(fn, grading_runtime.notebook_arguments(kwargs)).items():
+            arrays[f"call{i}_{name}"] = array
     return arrays
 
 

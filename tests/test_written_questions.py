@@ -1,10 +1,13 @@
 """Written questions: nbgrader manually graded answer cells, graded in the formgrader's gradebook.
 
-The attention notebook ends with a written question (a markdown answer cell worth
-2 points, its model answer and rubric in the source notebook only). On a course
-made by the kit, the sandboxed autograde leaves the answer for the formgrader
-(flagged as needing a manual grade); the points an instructor gives there, through
-nbgrader's gradebook as the formgrader's grade API does, add to the exported total.
+Every notebook has a written question: a markdown answer cell worth points, its model answer and
+rubric in the source notebook only. One course made by the kit holds every assignment. Attention's
+submission goes the whole way: the sandboxed autograde leaves the answer for the formgrader
+(flagged as needing a manual grade). The other assignments' submissions are added to the
+gradebook as the grader adds one, without running their notebooks (their training demos take
+minutes; their autograded cells count zero). For every assignment, the written answer gets manual
+points through nbgrader's gradebook, as the formgrader's grade API does, and nbgrader's export
+adds them to the total.
 """
 
 import csv
@@ -15,48 +18,71 @@ import pytest
 from nbgrader.api import Gradebook
 
 from course_demo.sample_students import write_inbox
-from grader import course
+from grader import assignment as assignments, course
 
-ASSIGNMENT = "attention"
-WRITTEN = "written_causal_mask"
+GRADED_END_TO_END = "attention"  # its autograded cells: 9 points
 
 
-def answer_cell(nb):
-    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == WRITTEN)
+def written_cells(nb):
+    """The manually graded answer cells: markdown, graded, with a solution region."""
+    return [c for c in nb.cells if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")
+            and c.metadata.nbgrader.get("solution")]
+
+
+def read(path):
+    return nbformat.read(path, as_version=4)
 
 
 @pytest.mark.slow
 def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_path):
-    path = course.setup(str(tmp_path / "course"), assignments=[ASSIGNMENT])
-    release_dir = course.release(path, ASSIGNMENT)
-    nb = nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4)
-    source = answer_cell(nb)
-    released = answer_cell(nbformat.read(os.path.join(release_dir, "attention.ipynb"), as_version=4))
-    assert source.cell_type == "markdown" and source.metadata.nbgrader["points"] == 2
-    assert "Rubric" in source.source and released.source.strip() == "YOUR ANSWER HERE"
+    names = assignments.names()
+    path = course.setup(str(tmp_path / "course"), assignments=names)
+    written, autograded_points, manual = {}, {}, {}
+    for name in names:
+        release_dir = course.release(path, name)
+        source = read(os.path.join(path, "source", name, f"{name}.ipynb"))
+        released = read(os.path.join(release_dir, f"{name}.ipynb"))
+        cells = written_cells(source)
+        assert cells, f"{name}.ipynb has no written question"
+        for cell, released_cell in zip(cells, written_cells(released), strict=True):
+            assert cell.metadata.nbgrader["points"] > 0 and "Rubric" in cell.source, name
+            assert released_cell.source.strip() == "YOUR ANSWER HERE", name
+        written[name] = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in cells}
+        autograded_points[name] = sum(c.metadata.nbgrader["points"] for c in source.cells
+                                      if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
 
-    answer_cell(nb).source = ("The mask hides every later position, so each position's prediction only uses "
-                              "the tokens before it and all of them come out of one pass.")
+    nb = read(os.path.join(path, "source", GRADED_END_TO_END, f"{GRADED_END_TO_END}.ipynb"))
+    for cell in written_cells(nb):
+        cell.source = ("The mask hides every later position, so each position's prediction only uses "
+                       "the tokens before it and all of them come out of one pass.")
     write_inbox({"ada": nb}, str(tmp_path / "inbox"))
-    course.collect(path, ASSIGNMENT, str(tmp_path / "inbox"))
-    [result] = course.autograde(path, ASSIGNMENT, workers=1, progress=False)
-    assert result["score"] == result["max_score"] == 9  # the autograded cells
+    course.collect(path, GRADED_END_TO_END, str(tmp_path / "inbox"))
+    [result] = course.autograde(path, GRADED_END_TO_END, workers=1, progress=False)
+    assert result["score"] == result["max_score"] == autograded_points[GRADED_END_TO_END] == 9
 
     with Gradebook(course.db_url(path)) as gb:
-        notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "ada")
-        assert notebook.needs_manual_grade  # the formgrader lists it as waiting for a grade
-        grade = gb.find_grade(WRITTEN, ASSIGNMENT, ASSIGNMENT, "ada")
-        assert grade.max_score == 2 and grade.auto_score is None and grade.needs_manual_grade
-        # what the formgrader's grade API (PUT /formgrader/api/grade/<id>) does with a manual score
-        grade = gb.find_grade_by_id(grade.id)
-        grade.manual_score = 1.5
-        grade.needs_manual_grade = False
+        for name in names:
+            if name != GRADED_END_TO_END:  # a submission, added as the grader adds one (record_grades)
+                gb.add_submission(name, "ada")
+            notebook = gb.find_submission_notebook(name, name, "ada")
+            assert notebook.needs_manual_grade, name  # the formgrader lists it as waiting for a grade
+            for grade_id, points in written[name].items():
+                grade = gb.find_grade(grade_id, name, name, "ada")
+                assert grade.max_score == points and grade.auto_score is None and grade.needs_manual_grade
+                # what the formgrader's grade API (PUT /formgrader/api/grade/<id>) does with a manual score
+                grade = gb.find_grade_by_id(grade.id)
+                grade.manual_score = points - 0.5
+                grade.needs_manual_grade = False
+                manual[name] = manual.get(name, 0) + points - 0.5
         gb.db.commit()
-    with Gradebook(course.db_url(path)) as gb:
-        notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "ada")
+    with Gradebook(course.db_url(path)) as gb:  # the autograded notebook waits for nothing more
+        notebook = gb.find_submission_notebook(GRADED_END_TO_END, GRADED_END_TO_END, "ada")
         assert not notebook.needs_manual_grade, [(g.name, g.auto_score, g.manual_score, g.needs_manual_grade)
                                                  for g in notebook.grades]
 
-    with open(course.export(path, ASSIGNMENT)) as f:
-        [row] = [r for r in csv.DictReader(f) if r["student_id"] == "ada"]
-    assert float(row["score"]) == 9 + 1.5 and float(row["max_score"]) == 9 + 2
+    with open(course.export(path, GRADED_END_TO_END)) as f:
+        rows = {r["assignment"]: r for r in csv.DictReader(f) if r["student_id"] == "ada"}
+    for name in names:
+        earned = autograded_points[name] if name == GRADED_END_TO_END else 0  # the others were not autograded
+        assert float(rows[name]["score"]) == earned + manual[name], name
+        assert float(rows[name]["max_score"]) == autograded_points[name] + sum(written[name].values()), name

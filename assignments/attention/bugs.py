@@ -91,6 +91,43 @@ BUGS = {
         ("batch and sequence axes mixed up before the reshape", "ops.reshape(ops.transpose(x, (0, 2, 1, 3))",
          "ops.reshape(ops.transpose(x, (2, 0, 1, 3))"),
     ],
+    "MultiHeadAttention": [
+        ("no output projection (the merged heads returned as they are)",
+         "return self.output_dense(merge_heads(outputs))", "return merge_heads(outputs)"),
+        ("keys projected with the query layer",
+         "key = split_heads(self.key_dense(x)", "key = split_heads(self.query_dense(x)"),
+        ("values projected with the key layer",
+         "value = split_heads(self.value_dense(x)", "value = split_heads(self.key_dense(x)"),
+        ("attention_mask not passed on (padding and future keys stay visible)",
+         "scaled_dot_product_attention(query, key, value, attention_mask)",
+         "scaled_dot_product_attention(query, key, value)"),
+        ("attention_mask inverted before it is passed on",
+         "scaled_dot_product_attention(query, key, value, attention_mask)",
+         "scaled_dot_product_attention(query, key, value, ops.logical_not(attention_mask))"),
+        ("the head width used as the number of heads",
+         "        query = split_heads(self.query_dense(x), self.num_heads)\n"
+         "        key = split_heads(self.key_dense(x), self.num_heads)\n"
+         "        value = split_heads(self.value_dense(x), self.num_heads)\n",
+         "        heads = self.hidden_dim // self.num_heads\n"
+         "        query = split_heads(self.query_dense(x), heads)\n"
+         "        key = split_heads(self.key_dense(x), heads)\n"
+         "        value = split_heads(self.value_dense(x), heads)\n"),
+        ("a residual connection added inside the attention layer (the block adds it)",
+         "return self.output_dense(merge_heads(outputs))", "return x + self.output_dense(merge_heads(outputs))"),
+        ("the query projection taken through numpy (no gradient reaches its weights)",
+         "query = split_heads(self.query_dense(x), self.num_heads)",
+         "query = split_heads(ops.convert_to_numpy(self.query_dense(x)), self.num_heads)"),
+        ("heads never split: one head of the full width",
+         "        query = split_heads(self.query_dense(x), self.num_heads)\n"
+         "        key = split_heads(self.key_dense(x), self.num_heads)\n"
+         "        value = split_heads(self.value_dense(x), self.num_heads)\n"
+         "        outputs, _ = scaled_dot_product_attention(query, key, value, attention_mask)\n"
+         "        return self.output_dense(merge_heads(outputs))",
+         "        query, key, value = (dense(x)[:, None] for dense in (self.query_dense, self.key_dense, "
+         "self.value_dense))\n"
+         "        outputs, _ = scaled_dot_product_attention(query, key, value, attention_mask)\n"
+         "        return self.output_dense(outputs[:, 0])"),
+    ],
 }
 
 CORRECT = {
@@ -177,6 +214,50 @@ def merge_heads(x):
 def merge_heads(x):
     _, heads, length, head_dim = x.shape
     return keras.layers.Reshape((length, heads * head_dim))(keras.layers.Permute((2, 1, 3))(x))
+''',
+    },
+    "MultiHeadAttention": {
+        "the heads reshaped inline and attention written out with einsum": '''
+class MultiHeadAttention(MultiHeadAttention):
+    def call(self, x, attention_mask=None):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        head_dim = self.hidden_dim // self.num_heads
+
+        def heads(dense):
+            return ops.transpose(ops.reshape(dense(x), (batch, length, self.num_heads, head_dim)), (0, 2, 1, 3))
+
+        scores = ops.einsum("bhqd,bhkd->bhqk", heads(self.query_dense), heads(self.key_dense)) / head_dim ** 0.5
+        if attention_mask is not None:
+            scores = ops.where(attention_mask, scores, -1e9)
+        outputs = ops.einsum("bhqk,bhkd->bqhd", ops.softmax(scores, axis=-1), heads(self.value_dense))
+        return self.output_dense(ops.reshape(outputs, (batch, length, self.hidden_dim)))
+''',
+        "keras.ops.dot_product_attention on [B, T, h, d]": '''
+class MultiHeadAttention(MultiHeadAttention):
+    def call(self, x, attention_mask=None):
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        shape = (batch, length, self.num_heads, self.hidden_dim // self.num_heads)
+        query, key, value = (ops.reshape(dense(x), shape)
+                             for dense in (self.query_dense, self.key_dense, self.value_dense))
+        mask = None if attention_mask is None else ops.broadcast_to(
+            attention_mask, (batch, self.num_heads, length, length))
+        outputs = ops.dot_product_attention(query, key, value, mask=mask)
+        return self.output_dense(ops.reshape(outputs, (batch, length, self.hidden_dim)))
+''',
+        "a Python loop over the heads, slicing the projections and concatenating": '''
+class MultiHeadAttention(MultiHeadAttention):
+    def call(self, x, attention_mask=None):
+        width = self.hidden_dim // self.num_heads
+        query, key, value = self.query_dense(x), self.key_dense(x), self.value_dense(x)
+        mask = None if attention_mask is None else ops.cast(attention_mask, "bool")[:, 0]
+        heads = []
+        for h in range(self.num_heads):
+            part = slice(h * width, (h + 1) * width)
+            scores = ops.matmul(query[..., part], ops.swapaxes(key[..., part], 1, 2)) / ops.sqrt(float(width))
+            if mask is not None:
+                scores = ops.where(mask, scores, -1e9)
+            heads.append(ops.matmul(ops.softmax(scores), value[..., part]))
+        return self.output_dense(ops.concatenate(heads, axis=-1))
 ''',
     },
 }

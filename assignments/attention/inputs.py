@@ -86,6 +86,32 @@ def heads_merge(rng):
                  .astype("float32")) for heads in HEAD_COUNTS]
 
 
+def _layer_weights(rng, hidden):
+    """Four Dense layers' kernels and biases (query, key, value, output), biases non-zero."""
+    weights = []
+    for _ in range(4):
+        weights += [(rng.standard_normal((hidden, hidden)) / np.sqrt(hidden)).astype("float32"),
+                    (0.1 * rng.standard_normal(hidden)).astype("float32")]
+    return weights
+
+
+def attention_layer(rng):
+    """The whole layer with the grader's weights, outputs and gradients, two calls: a padding
+    mask [B, 1, 1, T] (padding in every row) and a causal mask [1, 1, T, T]; B, T, h and d all
+    differ, and every bias is non-zero, so a projection left out or swapped shows."""
+    calls = []
+    for heads, masking in zip(HEAD_COUNTS, ("padding", "causal")):
+        dim, length = int(rng.choice(HEAD_WIDTHS)), int(rng.choice(LENGTHS))
+        hidden = heads * dim
+        mask = (_padding_mask(rng, BATCH, length) if masking == "padding"
+                else np.tril(np.ones((length, length), dtype=bool))[None, None])
+        calls.append(dict(config=dict(num_heads=heads, hidden_dim=hidden), weights=_layer_weights(rng, hidden),
+                          inputs=dict(x=rng.standard_normal((BATCH, length, hidden)).astype("float32"),
+                                      attention_mask=mask),
+                          output_gradient=rng.standard_normal((BATCH, length, hidden)).astype("float32")))
+    return calls
+
+
 CASES = {
     "attention.no_mask": attention_no_mask,
     "attention.padding_mask": attention_padding_mask,
@@ -93,4 +119,5 @@ CASES = {
     "attention.causal": attention_causal,
     "attention.split_heads": heads_split,
     "attention.merge_heads": heads_merge,
+    "attention.layer": attention_layer,
 }

@@ -27,9 +27,18 @@ def merge_heads(x):
     return numpy_outputs(_mha(x.shape[1], x.shape[1] * x.shape[3]).merge_heads(x))
 
 
+class MultiHeadAttention(layers.MultiHeadAttention):
+    """reference_impl's layer through `scaled_dot_product_attention`; its four Dense layers
+    (query, key, value, output) are the notebook's, in the same order."""
+
+    def __init__(self, num_heads, hidden_dim):
+        super().__init__(num_heads, hidden_dim, use_fused_attention=False)
+
+
 REFERENCES = {
     "scaled_dot_product_attention": scaled_dot_product_attention,
     "causal_attention_mask": causal_attention_mask,
     "split_heads": split_heads,
     "merge_heads": merge_heads,
+    "MultiHeadAttention": MultiHeadAttention,
 }

@@ -62,10 +62,33 @@ def notebook_arguments(kwargs):
     """The arguments of one call as the notebook passes them: arrays as fresh copies (the
     function may keep or change them without touching the drawn inputs), numbers as plain
     Python numbers (a head count or a vocabulary size is an int, as `ops.split`, Keras
-    layers and keras-hub expect)."""
-    return {name: value.copy() if isinstance(value, np.ndarray)
-            else value.item() if isinstance(value, np.generic) else value
-            for name, value in kwargs.items()}
+    layers and keras-hub expect); a layer call's config, weights and inputs likewise."""
+    return {name: _as_passed(value) for name, value in kwargs.items()}
+
+
+def _as_passed(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {name: _as_passed(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_as_passed(item) for item in value]
+    return value
+
+
+def flat_arguments(kwargs, prefix=""):
+    """{name: value} of a call's arguments, nested ones (a layer call's weights and inputs) named
+    by their path: `inputs.x`, `weights.3`."""
+    flat = {}
+    for name, value in kwargs.items():
+        if isinstance(value, (dict, list)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            flat.update(flat_arguments({str(key): item for key, item in items}, f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = value
+    return flat
 
 
 def _as_plain_array(value):
@@ -84,20 +107,136 @@ def _as_plain_array(value):
 CHANGED = "_changed_"  # call{i}_changed_{argument}: the call overwrote that input array
 
 
+def call_outputs(fn, arguments):
+    """{"output{j}": array} of one call of a function; a Keras layer class is built, loaded
+    with the drawn weights and run (`run_layer`)."""
+    if isinstance(fn, type):
+        return run_layer(fn, **arguments)
+    result = fn(**arguments)
+    outputs = result if isinstance(result, (tuple, list)) else (result,)
+    return {f"output{j}": _as_plain_array(output) for j, output in enumerate(outputs)}
+
+
 def call_case(case_id, fn, seed, cases=None):
-    """Call `fn` on each drawn input; returns {"call{i}_output{j}": array}, plus
-    {"call{i}_changed_{argument}": True} for each input array the call changed in place."""
+    """Call `fn` on each drawn input; returns {"call{i}_output{j}": array} (and a layer's
+    gradients), plus {"call{i}_changed_{argument}": True} for each input array the call
+    changed in place."""
     arrays = {}
     for i, kwargs in enumerate(draw_calls(case_id, seed, cases)):
         arguments = notebook_arguments(kwargs)
-        result = fn(**arguments)
-        outputs = result if isinstance(result, (tuple, list)) else (result,)
-        for j, output in enumerate(outputs):
-            arrays[f"call{i}_output{j}"] = _as_plain_array(output)
-        for name, drawn in kwargs.items():
-            if isinstance(drawn, np.ndarray) and not np.array_equal(arguments[name], drawn, equal_nan=True):
+        for name, array in call_outputs(fn, arguments).items():
+            arrays[f"call{i}_{name}"] = array
+        passed = flat_arguments(arguments)
+        for name, drawn in flat_arguments(kwargs).items():
+            if isinstance(drawn, np.ndarray) and not np.array_equal(passed[name], drawn, equal_nan=True):
                 arrays[f"call{i}{CHANGED}{name}"] = np.array(True)
     return arrays
+
+
+# --------------------------------------------------------------------------
+# Layer cases: a graded cell may capture a Keras layer class. Each call of its
+# case draws {"config": the constructor's arguments, "weights": arrays in the
+# order the layer creates its weights, "inputs": the call's arguments (the
+# first passed positionally), "output_gradient": an array shaped like the first
+# output}. The layer is built, given the grader's weights, and called; its
+# outputs are recorded with the gradients of sum(output_gradient * first
+# output) with respect to each floating-point input and each trainable weight.
+# --------------------------------------------------------------------------
+
+LAYER_CALL = ("config", "weights", "inputs", "output_gradient")
+
+
+def run_layer(layer_class, config, weights, inputs, output_gradient):
+    """{"output{j}": array, "gradient_{input}": array, "gradient_weight{k}": array} of one
+    layer call (k: the weight's index in `layer.weights`)."""
+    import keras
+
+    layer = layer_class(**config)
+    first, *rest = inputs
+    layer(inputs[first], **{name: inputs[name] for name in rest})  # builds the weights
+    _load_weights(layer, weights)
+    differentiable = [name for name in inputs if np.asarray(inputs[name]).dtype.kind == "f"]
+    backend = keras.backend.backend()
+    if backend not in GRADIENTS:
+        raise NotImplementedError(f"graded layers need gradients under {', '.join(GRADIENTS)}; "
+                                  f"set KERAS_BACKEND to one of them (it is {backend})")
+    result, input_gradients, weight_gradients = GRADIENTS[backend](layer, inputs, differentiable,
+                                                                    output_gradient)
+    outputs = result if isinstance(result, (tuple, list)) else (result,)
+    arrays = {f"output{j}": _as_plain_array(output) for j, output in enumerate(outputs)}
+    position = {id(variable): k for k, variable in enumerate(layer.weights)}
+    for name, gradient in zip(differentiable, input_gradients):
+        arrays[f"gradient_{name}"] = _gradient_array(gradient, inputs[name])
+    for variable, gradient in zip(layer.trainable_weights, weight_gradients):
+        arrays[f"gradient_weight{position[id(variable)]}"] = _gradient_array(gradient, variable)
+    return arrays
+
+
+def _load_weights(layer, weights):
+    shapes = [tuple(variable.shape) for variable in layer.weights]
+    wanted = [tuple(np.shape(weight)) for weight in weights]
+    if shapes != wanted:
+        raise ValueError(
+            f"{type(layer).__name__} has {len(shapes)} weights of shapes {shapes}; the grader loads "
+            f"{len(wanted)} of shapes {wanted}, in the order the layer creates them: keep the sublayers "
+            "and weights the notebook's __init__ and build create, in that order")
+    for variable, weight in zip(layer.weights, weights):
+        variable.assign(weight)
+
+
+def _gradient_array(gradient, like):
+    """A gradient as a numpy array; a weight or input the output does not depend on has zeros."""
+    if gradient is None:
+        return np.zeros(tuple(like.shape), "float32")
+    return _as_plain_array(gradient)
+
+
+def _first(result):
+    return result[0] if isinstance(result, (tuple, list)) else result
+
+
+def _tensorflow_gradients(layer, inputs, differentiable, output_gradient):
+    import tensorflow as tf
+
+    tensors = {name: tf.constant(value) for name, value in inputs.items()}
+    first, *rest = tensors
+    watched = [tensors[name] for name in differentiable]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        result = layer(tensors[first], **{name: tensors[name] for name in rest})
+        loss = tf.reduce_sum(tf.cast(_first(result), "float32") * output_gradient)
+    gradients = tape.gradient(loss, watched + list(layer.trainable_weights))
+    return result, gradients[:len(watched)], gradients[len(watched):]
+
+
+def _jax_gradients(layer, inputs, differentiable, output_gradient):
+    import jax
+    import jax.numpy as jnp
+
+    non_trainable = [variable.value for variable in layer.non_trainable_weights]
+    first, *rest = inputs
+
+    def loss(trainable, floats):
+        arguments = {**inputs, **floats}
+        result, _ = layer.stateless_call(trainable, non_trainable, arguments[first],
+                                         **{name: arguments[name] for name in rest})
+        return jnp.sum(_first(result).astype("float32") * output_gradient), result
+
+    trainable = [variable.value for variable in layer.trainable_weights]
+    floats = {name: jnp.asarray(inputs[name]) for name in differentiable}
+    (_, result), (weight_gradients, input_gradients) = jax.value_and_grad(
+        loss, argnums=(0, 1), has_aux=True)(trainable, floats)
+    return result, [input_gradients[name] for name in differentiable], weight_gradients
+
+
+GRADIENTS = {"tensorflow": _tensorflow_gradients, "jax": _jax_gradients}
+
+
+def call_context(call):
+    """The arguments shown beside a difference: a layer call's config and inputs, else the call's."""
+    if isinstance(call, dict) and set(call) == set(LAYER_CALL):
+        return {**call["config"], **call["inputs"]}
+    return dict(call)
 
 
 def changed_inputs(arrays):
@@ -336,7 +475,7 @@ def mismatches(got, want, calls=None):
         if CHANGED in name:
             continue
         call = name.split("_")[0]
-        context = dict(calls[int(call[4:])]) if calls else {}
+        context = call_context(calls[int(call[4:])]) if calls else {}
         context.update({EXPECTED + other: want[other] for other in want
                         if other != name and other.startswith(call + "_output")})
         why = difference(got[name], want[name], context)
