@@ -43,7 +43,7 @@ def test_sample_students_get_the_expected_grades(demo):
     output, _ = demo
     grades = json.loads((output / "grades.json").read_text())
     scores = {student: (g["score"], g["max_score"]) for student, g in grades.items()}
-    assert scores == {"ada": (9, 9), "ben": (7, 9), "chen": (4, 9), "mallory": (0, 9)}
+    assert scores == {"ada": (12, 12), "ben": (7, 12), "chen": (4, 12), "mallory": (0, 12)}
 
 
 def test_feedback_names_the_known_bug(demo):
@@ -59,7 +59,7 @@ def test_gradebook_exports_exist_and_parse(demo):
     output, _ = demo
     with open(output / "course" / "exports" / "grades.csv") as f:
         rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert rows == {"ada": 9.0, "ben": 7.0, "chen": 4.0, "mallory": 0.0}
+    assert rows == {"ada": 12.0, "ben": 7.0, "chen": 4.0, "mallory": 0.0}
     gradescope = json.loads((output / "course" / "exports" / "gradescope" / "mallory" / "results.json").read_text())
     assert gradescope["score"] == 0 and gradescope["tests"]
 

@@ -51,7 +51,7 @@ def cell_scores(result):
 
 def test_correct_submission_gets_full_marks(graded):
     _, results = graded
-    assert results["correct"]["score"] == results["correct"]["max_score"] == 9
+    assert results["correct"]["score"] == results["correct"]["max_score"] == 12
 
 
 def test_released_stub_gets_zero_without_crashing(graded):

@@ -197,8 +197,8 @@ def scores(path):
 def test_crashing_submissions_are_graded_with_the_rest_of_the_class(faulty_class):
     _, path, _ = faulty_class
     graded = scores(path)
-    assert graded["correct"] == graded["list_grade_id"] == graded["null_metadata"] == 9
-    assert graded["raw_capture"] == 7  # everything but the causal mask case (2 points) it overwrote
+    assert graded["correct"] == graded["list_grade_id"] == graded["null_metadata"] == 12
+    assert graded["raw_capture"] == 10  # everything but the causal mask case (2 points) it overwrote
     results = {r["student"]: r for r in course.load_results(path, "attention")}
     problems = results["list_grade_id"]["notebooks"]["attention"]["problems"]
     assert any("nbgrader metadata is malformed (grade_id:" in p for p in problems)
@@ -221,12 +221,12 @@ def test_a_submission_the_grader_cannot_finish_exits_non_zero_naming_it_and_reco
     # then works with the course given as a relative path.
     os.remove(os.path.join(path, "autograded", "blocked"))
     main(["autograde", path, "attention", "--workers", "1"])
-    assert scores(path)["blocked"] == 9
+    assert scores(path)["blocked"] == 12
     monkeypatch.chdir(root)
     main(["export", "course", "attention"])
     with open(os.path.join(path, "exports", "grades.csv")) as f:
         rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(f)}
-    assert rows == {"correct": 9, "raw_capture": 7, "list_grade_id": 9, "null_metadata": 9, "blocked": 9}
+    assert rows == {"correct": 12, "raw_capture": 10, "list_grade_id": 12, "null_metadata": 12, "blocked": 12}
     assert os.path.isfile(os.path.join(path, "exports", "gradescope", "raw_capture", "results.json"))
 
 
@@ -449,7 +449,7 @@ def test_a_non_root_grader_after_a_root_grader_grades_or_says_what_to_set(tmp_pa
         subprocess.run(["chown", "-R", f"{UNPRIVILEGED_UID}:{UNPRIVILEGED_UID}", home], check=True)
         graded = run_as(UNPRIVILEGED_UID, home, "autograde", "course", "attention", "--workers", "1")
         assert graded.returncode == 0, graded.stderr[-3000:]
-        assert "someone" in graded.stdout and "9 / 9" in graded.stdout
+        assert "someone" in graded.stdout and "12 / 12" in graded.stdout
         # A slot folder this user cannot use (made by root for it): a clear refusal, not zeros.
         theirs = os.path.join(tempfile.gettempdir(), f"grader-slots-{sandbox.SANDBOX_UID_BASE}-uid{UNPRIVILEGED_UID}")
         shutil.rmtree(theirs)

@@ -117,8 +117,8 @@ def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
     assert gradebook_state(resumed, ASSIGNMENT) == expected
     assert sorted(expected) == ["broken", "correct", "off_by_one", "stub"]
     assert all(student["submission_rows"] == 1 for student in expected.values())
-    # The 9 autograded points; the written answer waits for manual grading (no score yet).
-    assert sum(score for _, _, score in expected["correct"]["grades"] if score is not None) == 9
+    # The 12 autograded points; the written answer waits for manual grading (no score yet).
+    assert sum(score for _, _, score in expected["correct"]["grades"] if score is not None) == 12
     assert files_under(resumed, "autograded") == files_under(uninterrupted, "autograded")
 
 

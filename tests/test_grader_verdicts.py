@@ -110,7 +110,9 @@ def test_public_checks_cover_every_graded_call_and_accept_a_correct_solution(tmp
     course.write_public_checks(str(tmp_path), course.assignment_cases(ATTENTION.folder))
     checks = str(tmp_path / grading_runtime.PUBLIC_CHECKS_FILE)
     with np.load(checks) as public:
-        assert len(public.files) == 16  # 4 + 2 + 4 + 2 + 2 + 2 outputs over the six cases
+        # 4 + 2 + 4 + 2 + 2 + 2 outputs over the six function cases; the layer: 2 calls x (an output,
+        # the gradient with respect to x, 8 weight gradients)
+        assert len(public.files) == 16 + 20
     offset_ignored = catalogued("causal_attention_mask", "offset ignored (breaks cached decoding)")
     with mutation.grading_environment(ATTENTION):  # attention_inputs importable, as in a student's folder
         for case_id in ("attention.no_mask", "attention.padding_mask", "attention.causal"):

@@ -20,7 +20,7 @@ from nbgrader.api import Gradebook
 from course_demo.sample_students import write_inbox
 from grader import assignment as assignments, course
 
-GRADED_END_TO_END = "attention"  # its autograded cells: 9 points
+GRADED_END_TO_END = "attention"  # its autograded cells: 12 points
 
 
 def written_cells(nb):
@@ -58,7 +58,7 @@ def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_
     write_inbox({"ada": nb}, str(tmp_path / "inbox"))
     course.collect(path, GRADED_END_TO_END, str(tmp_path / "inbox"))
     [result] = course.autograde(path, GRADED_END_TO_END, workers=1, progress=False)
-    assert result["score"] == result["max_score"] == autograded_points[GRADED_END_TO_END] == 9
+    assert result["score"] == result["max_score"] == autograded_points[GRADED_END_TO_END] == 12
 
     with Gradebook(course.db_url(path)) as gb:
         for name in names:

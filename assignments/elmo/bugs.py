@@ -81,6 +81,37 @@ BUGS = {
          "backward = ops.concatenate([padding, word_ids[:, :-1]], axis=1)",
          "backward = ops.concatenate([word_ids[:, 1:], padding], axis=1)"),
     ],
+    "CharacterEncoder": [
+        ("highway layers skipped",
+         "        for transform, gate in self.highways:\n"
+         "            x = highway(x, transform.kernel, transform.bias, gate.kernel, gate.bias)\n", ""),
+        ("each highway's transform and gate layers swapped",
+         "highway(x, transform.kernel, transform.bias, gate.kernel, gate.bias)",
+         "highway(x, gate.kernel, gate.bias, transform.kernel, transform.bias)"),
+        ("only the first filter width used", "for c in self.convolutions]", "for c in self.convolutions[:1]]"),
+        ("the first highway layer's weights reused for every highway layer",
+         "for transform, gate in self.highways:\n            x = highway(",
+         "for transform, gate in [self.highways[0]] * len(self.highways):\n            x = highway("),
+        ("a relu after the projection",
+         "return ops.reshape(self.projection(x)", "return ops.reshape(ops.relu(self.projection(x))"),
+        ("tokens reshaped back in [tokens, batch] order",
+         "return ops.reshape(self.projection(x), (batch, length, self.projection_dim))",
+         "return ops.transpose(ops.reshape(self.projection(x), (length, batch, self.projection_dim)), (1, 0, 2))"),
+        ("character ids shifted by one before the lookup (ELMo's ids already include the shift)",
+         "ops.reshape(character_ids, (-1, characters))", "ops.reshape(character_ids, (-1, characters)) - 1"),
+        ("projection applied before the highway layers",
+         "        for transform, gate in self.highways:\n"
+         "            x = highway(x, transform.kernel, transform.bias, gate.kernel, gate.bias)\n"
+         "        return ops.reshape(self.projection(x), (batch, length, self.projection_dim))",
+         "        x = self.projection(x)\n"
+         "        for transform, gate in self.highways:\n"
+         "            x = highway(x, transform.kernel, transform.bias, gate.kernel, gate.bias)\n"
+         "        return ops.reshape(x, (batch, length, self.projection_dim))"),
+        ("the pooled filters taken through numpy (no gradient reaches the table or the convolutions)",
+         "x = ops.concatenate([character_cnn(embedded, c.kernel, c.bias) for c in self.convolutions], axis=-1)",
+         "x = ops.convert_to_numpy(ops.concatenate([character_cnn(embedded, c.kernel, c.bias) "
+         "for c in self.convolutions], axis=-1))"),
+    ],
 }
 
 CORRECT = {
@@ -182,6 +213,49 @@ def language_model_targets(word_ids):
         forward[row, :n - 1] = ids[1:n]
         backward[row, 1:n] = ids[:n - 1]
     return forward, backward, (forward != 0).astype("float32"), (backward != 0).astype("float32")
+''',
+    },
+    "CharacterEncoder": {
+        "the Conv1D layers called directly, relu and max over positions": '''
+class CharacterEncoder(CharacterEncoder):
+    def call(self, character_ids):
+        shape = ops.shape(character_ids)
+        embedded = self.character_embedding(ops.reshape(character_ids, (-1, shape[-1])))
+        x = ops.concatenate([ops.max(ops.relu(convolution(embedded)), axis=1) for convolution in self.convolutions],
+                            axis=-1)
+        for transform, gate in self.highways:
+            g = ops.sigmoid(gate(x))
+            x = g * ops.relu(transform(x)) + (1 - g) * x
+        return ops.reshape(self.projection(x), (shape[0], shape[1], -1))
+''',
+        "a one-hot matmul for the lookup, the tokens kept as [B, T] throughout": '''
+class CharacterEncoder(CharacterEncoder):
+    def call(self, character_ids):
+        one_hot = ops.one_hot(character_ids, NUM_CHARACTERS)
+        embedded = ops.matmul(one_hot, self.character_embedding.embeddings)  # [B, T, 50, c]
+        pooled = []
+        for convolution in self.convolutions:
+            width = convolution.kernel.shape[0]
+            windows = ops.stack([embedded[:, :, p:p + width] for p in range(embedded.shape[2] - width + 1)], axis=2)
+            scores = ops.einsum("btpwc,wcf->btpf", windows, convolution.kernel) + convolution.bias
+            pooled.append(ops.max(ops.relu(scores), axis=2))
+        x = ops.concatenate(pooled, axis=-1)
+        for transform, gate in self.highways:
+            x = highway(x, transform.kernel, transform.bias, gate.kernel, gate.bias)
+        return self.projection(x)
+''',
+        "ops.take on the table, float64 inside": '''
+class CharacterEncoder(CharacterEncoder):
+    def call(self, character_ids):
+        batch, length, characters = character_ids.shape
+        table = ops.cast(self.character_embedding.embeddings, "float64")
+        embedded = ops.take(table, ops.reshape(character_ids, (-1, characters)), axis=0)
+        x = ops.concatenate([character_cnn(embedded, ops.cast(c.kernel, "float64"), ops.cast(c.bias, "float64"))
+                             for c in self.convolutions], axis=-1)
+        for transform, gate in self.highways:
+            x = highway(x, *(ops.cast(w, "float64") for w in (transform.kernel, transform.bias, gate.kernel, gate.bias)))
+        x = ops.matmul(x, ops.cast(self.projection.kernel, "float64")) + ops.cast(self.projection.bias, "float64")
+        return ops.cast(ops.reshape(x, (batch, length, -1)), "float32")
 ''',
     },
 }

@@ -9,6 +9,7 @@ import numpy as np
 CHARACTERS_PER_TOKEN = 50
 # Character ids as ELMo stores them (bilm-tf's + 1): bytes 1..256, markers above.
 BEGIN_WORD, END_WORD, PADDING = 259, 260, 261
+NUM_CHARACTERS = 262
 
 
 def _normal(rng, *shape, scale=1.0):
@@ -29,16 +30,21 @@ def highway(rng):
     return calls
 
 
-def _embedded_words(rng, count, character_dim):
-    """[count, 50, c]: words of random bytes between markers, then padding, looked up in a table.
-    One word fills all 50 characters (its end reaches the last window), one has a single byte."""
-    table = _normal(rng, 262, character_dim)
+def _character_ids(rng, count):
+    """[count, 50]: words of random bytes between markers, then padding. One word fills all 50
+    characters (its end reaches the last window), one has a single byte."""
     ids = np.full((count, CHARACTERS_PER_TOKEN), PADDING)
     lengths = rng.integers(2, 12, size=count)
     lengths[:2] = CHARACTERS_PER_TOKEN - 2, 1
     for row, length in enumerate(rng.permutation(lengths)):
         ids[row, : length + 2] = [BEGIN_WORD, *rng.integers(98, 123, size=length), END_WORD]
-    return table[ids]
+    return ids
+
+
+def _embedded_words(rng, count, character_dim):
+    """[count, 50, c]: `_character_ids` looked up in a table."""
+    table = _normal(rng, NUM_CHARACTERS, character_dim)
+    return table[_character_ids(rng, count)]
 
 
 def _convolution(rng, width, character_dim, count):
@@ -93,10 +99,37 @@ def language_model_targets(rng):
     return [dict(word_ids=ids)]
 
 
+def character_encoder(rng):
+    """The whole token layer with the grader's weights, outputs and gradients, two calls: two
+    filter widths (the wide one reaches the end of a 50-character word, one filter never fires),
+    one then two highway layers (they must chain, each with its own weights), a projection to a
+    width other than the filter total, and batch and sequence lengths that differ."""
+    calls = []
+    for batch, length, num_highway in ((2, 3, 1), (3, 2, 2)):
+        character_dim = int(rng.choice([3, 4, 5]))
+        filters = [(int(rng.integers(1, 4)), int(rng.integers(3, 6))), (int(rng.integers(5, 8)), int(rng.integers(3, 6)))]
+        total = sum(count for _, count in filters)
+        projection_dim = total + int(rng.integers(1, 4))
+        weights = [_normal(rng, NUM_CHARACTERS, character_dim)]
+        for width, count in filters:
+            weights += _convolution(rng, width, character_dim, count).values()
+        for _ in range(num_highway):  # transform then gate, each a kernel and a bias
+            weights += [_normal(rng, total, total, scale=total ** -0.5), _normal(rng, total, scale=0.5),
+                        _normal(rng, total, total, scale=total ** -0.5), (-1.0 + _normal(rng, total, scale=0.5))]
+        weights += [_normal(rng, total, projection_dim, scale=total ** -0.5), _normal(rng, projection_dim, scale=0.1)]
+        calls.append(dict(config=dict(filters=filters, character_dim=character_dim, num_highway=num_highway,
+                                      projection_dim=projection_dim),
+                          weights=weights,
+                          inputs=dict(character_ids=_character_ids(rng, batch * length).reshape(batch, length, -1)),
+                          output_gradient=_normal(rng, batch, length, projection_dim)))
+    return calls
+
+
 CASES = {
     "elmo.highway": highway,
     "elmo.character_cnn": character_cnn,
     "elmo.scalar_mix_even": scalar_mix_even,
     "elmo.scalar_mix_learned": scalar_mix_learned,
     "elmo.language_model_targets": language_model_targets,
+    "elmo.character_encoder": character_encoder,
 }

@@ -43,9 +43,19 @@ def language_model_targets(word_ids):
             weights["forward_logits"], weights["backward_logits"])
 
 
+class CharacterEncoder(elmo.CharacterEncoder):
+    """reference_impl's token layer; its weights (character table, each width's convolution,
+    each highway's transform and gate, the projection) are the notebook's, in the same order."""
+
+    def __init__(self, filters, character_dim, num_highway, projection_dim):
+        super().__init__(filters=filters, character_dim=character_dim, num_highway=num_highway,
+                         projection_dim=projection_dim)
+
+
 REFERENCES = {
     "highway": highway,
     "character_cnn": character_cnn,
     "scalar_mix": scalar_mix,
     "language_model_targets": language_model_targets,
+    "CharacterEncoder": CharacterEncoder,
 }

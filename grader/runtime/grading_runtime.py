@@ -198,14 +198,17 @@ def _first(result):
 def _tensorflow_gradients(layer, inputs, differentiable, output_gradient):
     import tensorflow as tf
 
-    tensors = {name: tf.constant(value) for name, value in inputs.items()}
+    tensors = {name: tf.constant(value) if isinstance(value, np.ndarray) else value
+               for name, value in inputs.items()}
     first, *rest = tensors
     watched = [tensors[name] for name in differentiable]
     with tf.GradientTape() as tape:
         tape.watch(watched)
         result = layer(tensors[first], **{name: tensors[name] for name in rest})
         loss = tf.reduce_sum(tf.cast(_first(result), "float32") * output_gradient)
-    gradients = tape.gradient(loss, watched + list(layer.trainable_weights))
+    # An embedding table's gradient comes as IndexedSlices: made dense here.
+    gradients = [None if g is None else tf.convert_to_tensor(g)
+                 for g in tape.gradient(loss, watched + list(layer.trainable_weights))]
     return result, gradients[:len(watched)], gradients[len(watched):]
 
 
