@@ -111,6 +111,30 @@ BUGS = {
         ("padding zeroed but counted in the mean", "return ops.sum(token_losses * weights) / ops.sum(weights)",
          "return ops.mean(token_losses * weights)"),
     ],
+    "ReplacedTokenDetector": [
+        ("no activation between the two Dense layers",
+         "ops.gelu(self.dense(sequence_output), approximate=False)", "self.dense(sequence_output)"),
+        ("relu instead of GELU", "ops.gelu(self.dense(sequence_output), approximate=False)",
+         "ops.relu(self.dense(sequence_output))"),
+        ("tanh-approximate GELU (ELECTRA uses the exact erf form)",
+         "ops.gelu(self.dense(sequence_output), approximate=False)",
+         "ops.gelu(self.dense(sequence_output), approximate=True)"),
+        ("the hidden Dense layer skipped (one logit straight from the encoder's output)",
+         "self.prediction(hidden)", "self.prediction(sequence_output)"),
+        ("loss averaged over every position, padding included",
+         "return replaced_token_detection_loss(logits, is_replaced, padding_mask)",
+         "return replaced_token_detection_loss(logits, is_replaced, ops.ones_like(padding_mask))"),
+        ("sigmoid probabilities passed to the loss as logits",
+         "return replaced_token_detection_loss(logits, is_replaced, padding_mask)",
+         "return replaced_token_detection_loss(ops.sigmoid(logits), is_replaced, padding_mask)"),
+        ("labels inverted (the loss rewards predicting 'original' for replaced tokens)",
+         "return replaced_token_detection_loss(logits, is_replaced, padding_mask)",
+         "return replaced_token_detection_loss(logits, 1 - is_replaced, padding_mask)"),
+        ("logits kept as [B, T, 1] (the loss then broadcasts them against [B, T])",
+         "logits = self.prediction(hidden)[..., 0]", "logits = self.prediction(hidden)"),
+        ("the logits taken through numpy (no gradient reaches the weights)",
+         "logits = self.prediction(hidden)[..., 0]", "logits = ops.convert_to_numpy(self.prediction(hidden))[..., 0]"),
+    ],
 }
 
 CORRECT = {
@@ -240,6 +264,38 @@ def replaced_token_detection_loss(logits, is_replaced, padding_mask):
                 total -= y * np.log(p) + (1 - y) * np.log(1 - p)
                 count += 1
     return np.float32(total / count)
+''',
+    },
+    "ReplacedTokenDetector": {
+        "matmuls with the kernels, GELU written with erf, the loss inline": '''
+class ReplacedTokenDetector(ReplacedTokenDetector):
+    def call(self, sequence_output, is_replaced, padding_mask):
+        h = ops.matmul(sequence_output, self.dense.kernel) + self.dense.bias
+        h = 0.5 * h * (1.0 + ops.erf(h / np.sqrt(2.0)))
+        logits = ops.squeeze(ops.matmul(h, self.prediction.kernel), -1) + self.prediction.bias[0]
+        labels, weights = ops.cast(is_replaced, "float32"), ops.cast(padding_mask, "float32")
+        losses = ops.maximum(logits, 0.0) - logits * labels + ops.log1p(ops.exp(-ops.abs(logits)))
+        return ops.sum(losses * weights) / ops.sum(weights), logits
+''',
+        "keras.activations.gelu, ops.squeeze and Keras's binary cross-entropy": '''
+class ReplacedTokenDetector(ReplacedTokenDetector):
+    def call(self, sequence_output, is_replaced, padding_mask):
+        logits = ops.squeeze(self.prediction(keras.activations.gelu(self.dense(sequence_output), approximate=False)),
+                             axis=-1)
+        losses = keras.losses.binary_crossentropy(ops.cast(is_replaced, "float32")[..., None], logits[..., None],
+                                                  from_logits=True)
+        weights = ops.cast(padding_mask, "float32")
+        return ops.sum(losses * weights) / ops.sum(weights), logits
+''',
+        "float64 inside": '''
+class ReplacedTokenDetector(ReplacedTokenDetector):
+    def call(self, sequence_output, is_replaced, padding_mask):
+        x = ops.cast(sequence_output, "float64")
+        h = ops.gelu(ops.matmul(x, ops.cast(self.dense.kernel, "float64")) + ops.cast(self.dense.bias, "float64"),
+                     approximate=False)
+        logits = ops.matmul(h, ops.cast(self.prediction.kernel, "float64"))[..., 0] + ops.cast(self.prediction.bias, "float64")
+        loss = replaced_token_detection_loss(ops.cast(logits, "float32"), is_replaced, padding_mask)
+        return loss, ops.cast(logits, "float32")
 ''',
     },
 }

@@ -95,10 +95,32 @@ def rtd_loss(rng):
     return calls
 
 
+def discriminator_head(rng):
+    """The whole head and its loss with the grader's weights: the loss, the logits and the loss's
+    gradients, two calls; rows of different lengths, every row padded, each with replaced and
+    original tokens; padding positions carry large hidden vectors (counting them would show);
+    batch, length and width all differ; every bias non-zero."""
+    calls = []
+    for batch, length, hidden in ((3, int(rng.integers(6, 10)), 10), (2, 5, 12)):
+        lengths = rng.permutation([length - 1, *rng.integers(2, length - 1, size=batch - 1)])
+        padding_mask = (np.arange(length)[None, :] < lengths[:, None]).astype("int32")
+        sequence_output = rng.standard_normal((batch, length, hidden)) * np.where(padding_mask, 1.0, 5.0)[..., None]
+        is_replaced = (rng.random((batch, length)) < 0.3).astype("int32")
+        is_replaced[:, 0], is_replaced[:, 1] = 0, 1  # every row has an original and a replaced token
+        weights = [rng.standard_normal((hidden, hidden)) / np.sqrt(hidden), 0.1 * rng.standard_normal(hidden),
+                   rng.standard_normal((hidden, 1)) / np.sqrt(hidden), 0.5 + 0.1 * rng.standard_normal(1)]
+        calls.append(dict(config=dict(hidden_dim=hidden), weights=[w.astype("float32") for w in weights],
+                          inputs=dict(sequence_output=sequence_output.astype("float32"), is_replaced=is_replaced,
+                                      padding_mask=padding_mask),
+                          output_gradient=np.array(1.0 + rng.random(), dtype="float32")))
+    return calls
+
+
 CASES = {
     "after_bert.gradient_accumulation": gradient_accumulation,
     "after_bert.albert_counts": albert_counts,
     "after_bert.factorised_embedding": factorised_embedding,
     "after_bert.replaced_labels": replaced_labels,
     "after_bert.rtd_loss": rtd_loss,
+    "after_bert.discriminator_head": discriminator_head,
 }

@@ -12,11 +12,13 @@ the large-batch gradient.
 import functools
 
 import numpy as np
+import keras
 from keras import ops
 
 from grader.assignment import numpy_outputs
 from reference_impl import electra
 from reference_impl.albert import AlbertBackbone
+from reference_impl.layers import get_activation
 
 
 def accumulate_gradients(micro_gradients, token_counts):
@@ -62,10 +64,26 @@ def rtd_loss(logits, is_replaced, padding_mask):
     return numpy_outputs(electra.replaced_token_detection_loss(logits, is_replaced, padding_mask))
 
 
+class ReplacedTokenDetector(keras.layers.Layer):
+    """ELECTRA's discriminator head as `reference_impl.electra.ElectraPretrainer` builds it (a Dense
+    layer with its activation, then one logit per token) and its loss; the notebook's two Dense
+    layers, in the same order."""
+
+    def __init__(self, hidden_dim):
+        super().__init__()
+        self.dense = keras.layers.Dense(hidden_dim, activation=get_activation("gelu"))
+        self.prediction = keras.layers.Dense(1)
+
+    def call(self, sequence_output, is_replaced, padding_mask):
+        logits = ops.squeeze(self.prediction(self.dense(sequence_output)), axis=-1)
+        return electra.replaced_token_detection_loss(logits, is_replaced, padding_mask), logits
+
+
 REFERENCES = {
     "accumulate_gradients": accumulate_gradients,
     "albert_parameter_counts": albert_parameter_counts,
     "factorised_embedding": factorised_embedding,
     "replaced_token_labels": replaced_token_labels,
     "replaced_token_detection_loss": rtd_loss,
+    "ReplacedTokenDetector": ReplacedTokenDetector,
 }
