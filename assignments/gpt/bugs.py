@@ -108,6 +108,42 @@ BUGS = {
         ("every row read at the first row's last token", 'ops.sum(ops.cast(padding_mask, "int32"), axis=1) - 1',
          'ops.sum(ops.cast(padding_mask[:1], "int32"), axis=1) - 1'),
     ],
+    "GPTBlock": [
+        ("causal mask off by one: a query cannot see its own position",
+         "scores = ops.where(key_positions <= query_positions, scores, -1e9)",
+         "scores = ops.where(key_positions < query_positions, scores, -1e9)"),
+        ("cache offset ignored in the mask (new tokens masked as if they sat at position 0)",
+         "query_positions = ops.arange(length)[:, None] + cache_update_index",
+         "query_positions = ops.arange(length)[:, None]"),
+        ("mask assumes the new tokens end the cache (offset T_max - T; stale slots visible mid-cache)",
+         "query_positions = ops.arange(length)[:, None] + cache_update_index",
+         "query_positions = ops.arange(length)[:, None] + ops.shape(key)[2] - length"),
+        ("new keys and values written at position 0 of the cache", "start = [0, 0, cache_update_index, 0]",
+         "start = [0, 0, 0, 0]"),
+        ("the cache returned without the new keys and values",
+         "return x if cache is None else (x, ops.stack([key, value], axis=1))",
+         "return x if cache is None else (x, cache)"),
+        ("keys and values swapped in the returned cache",
+         "return x if cache is None else (x, ops.stack([key, value], axis=1))",
+         "return x if cache is None else (x, ops.stack([value, key], axis=1))"),
+        ("post-LayerNorm (BERT's order) instead of GPT-2's pre-LayerNorm",
+         "        x = x + self.attention_output_dense(attended)\n"
+         "        feedforward = ops.gelu(self.feedforward_intermediate_dense(self.feedforward_layer_norm(x)))\n"
+         "        x = x + self.feedforward_output_dense(feedforward)\n",
+         "        x = self.attention_layer_norm(x + self.attention_output_dense(attended))\n"
+         "        feedforward = ops.gelu(self.feedforward_intermediate_dense(x))\n"
+         "        x = self.feedforward_layer_norm(x + self.feedforward_output_dense(feedforward))\n"),
+        ("the feed-forward network reads x without its LayerNorm",
+         "self.feedforward_intermediate_dense(self.feedforward_layer_norm(x))",
+         "self.feedforward_intermediate_dense(x)"),
+        ("the attention LayerNorm's output used as the residual",
+         "x = x + self.attention_output_dense(attended)", "x = h + self.attention_output_dense(attended)"),
+        ("no residual connection around the feed-forward network",
+         "x = x + self.feedforward_output_dense(feedforward)", "x = self.feedforward_output_dense(feedforward)"),
+        ("relu instead of GELU in the feed-forward network",
+         "feedforward = ops.gelu(", "feedforward = ops.relu("),
+        ("scores not scaled by 1/sqrt(head_dim)", 'query, key) / head_dim ** 0.5', 'query, key)'),
+    ],
 }
 
 CORRECT = {
@@ -228,6 +264,79 @@ def last_token_logits(sequence_output, padding_mask, kernel, bias):
     is_last = mask * (1.0 - next_is_padding)
     vector = ops.sum(sequence_output * is_last[:, :, None], axis=1)
     return ops.matmul(vector, kernel) + bias
+''',
+    },
+    "GPTBlock": {
+        "keras.ops.dot_product_attention in [B, T, h, d] with a numpy tril mask": '''
+class GPTBlock(GPTBlock):
+    def call(self, x, cache=None, cache_update_index=0):
+        batch, length = x.shape[0], x.shape[1]
+        shape = (batch, length, self.num_heads, self.hidden_dim // self.num_heads)
+        h = self.attention_layer_norm(x)
+        query, key, value = (ops.reshape(dense(h), shape) for dense in (self.query_dense, self.key_dense, self.value_dense))
+        if cache is not None:
+            key = ops.slice_update(ops.transpose(cache[:, 0], (0, 2, 1, 3)), [0, cache_update_index, 0, 0], key)
+            value = ops.slice_update(ops.transpose(cache[:, 1], (0, 2, 1, 3)), [0, cache_update_index, 0, 0], value)
+        visible = np.tril(np.ones((length, key.shape[1]), dtype=bool), k=cache_update_index if cache is not None else 0)
+        attended = ops.dot_product_attention(query, key, value, mask=ops.broadcast_to(visible, (batch, self.num_heads) + visible.shape))
+        x = x + self.attention_output_dense(ops.reshape(attended, (batch, length, self.hidden_dim)))
+        x = x + self.feedforward_output_dense(keras.activations.gelu(
+            self.feedforward_intermediate_dense(self.feedforward_layer_norm(x)), approximate=True))
+        if cache is None:
+            return x
+        return x, ops.stack([ops.transpose(key, (0, 2, 1, 3)), ops.transpose(value, (0, 2, 1, 3))], axis=1)
+''',
+        "a Python loop over the heads, the cache rebuilt by concatenation": '''
+class GPTBlock(GPTBlock):
+    def call(self, x, cache=None, cache_update_index=0):
+        length, width = x.shape[1], self.hidden_dim // self.num_heads
+        h = self.attention_layer_norm(x)
+        projected = [dense(h) for dense in (self.query_dense, self.key_dense, self.value_dense)]
+        heads, new_cache = [], []
+        for i in range(self.num_heads):
+            query, key, value = (p[..., i * width:(i + 1) * width] for p in projected)
+            if cache is not None:
+                end = cache_update_index + length
+                key = ops.concatenate([cache[:, 0, i, :cache_update_index], key, cache[:, 0, i, end:]], axis=1)
+                value = ops.concatenate([cache[:, 1, i, :cache_update_index], value, cache[:, 1, i, end:]], axis=1)
+                new_cache.append(ops.stack([key, value], axis=1))
+            offset = cache_update_index if cache is not None else 0
+            visible = ops.arange(key.shape[1])[None, :] <= ops.arange(offset, offset + length)[:, None]
+            scores = ops.where(visible, ops.matmul(query, ops.swapaxes(key, 1, 2)) / np.sqrt(width), -1e9)
+            heads.append(ops.matmul(ops.softmax(scores), value))
+        x = x + self.attention_output_dense(ops.concatenate(heads, axis=-1))
+        x = x + self.feedforward_output_dense(ops.gelu(self.feedforward_intermediate_dense(self.feedforward_layer_norm(x))))
+        return x if cache is None else (x, ops.stack(new_cache, axis=2))
+''',
+        "LayerNorm, GELU and softmax written out, float64 inside the attention": '''
+class GPTBlock(GPTBlock):
+    def layer_norm(self, layer, x):
+        mean = ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) / ops.sqrt(variance + 1e-5) * layer.gamma + layer.beta
+
+    def call(self, x, cache=None, cache_update_index=0):
+        batch, length = x.shape[0], x.shape[1]
+        head_dim = self.hidden_dim // self.num_heads
+        split = lambda t: ops.transpose(ops.reshape(t, (batch, length, self.num_heads, head_dim)), (0, 2, 1, 3))
+        h = self.layer_norm(self.attention_layer_norm, x)
+        query, key, value = (split(dense(h)) for dense in (self.query_dense, self.key_dense, self.value_dense))
+        offset = 0
+        if cache is not None:
+            offset = cache_update_index
+            key = ops.slice_update(cache[:, 0], [0, 0, offset, 0], key)
+            value = ops.slice_update(cache[:, 1], [0, 0, offset, 0], value)
+        scores = ops.einsum("bhqd,bhkd->bhqk", ops.cast(query, "float64"), ops.cast(key, "float64")) / np.sqrt(head_dim)
+        visible = np.arange(key.shape[2])[None, :] <= np.arange(length)[:, None] + offset
+        scores = ops.where(visible, scores, -np.inf)
+        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+        weights = weights / ops.sum(weights, axis=-1, keepdims=True)
+        attended = ops.cast(ops.einsum("bhqk,bhkd->bqhd", weights, ops.cast(value, "float64")), "float32")
+        x = x + self.attention_output_dense(ops.reshape(attended, (batch, length, self.hidden_dim)))
+        u = self.feedforward_intermediate_dense(self.layer_norm(self.feedforward_layer_norm, x))
+        u = 0.5 * u * (1.0 + ops.tanh(np.sqrt(2.0 / np.pi) * (u + 0.044715 * u ** 3)))
+        x = x + self.feedforward_output_dense(u)
+        return x if cache is None else (x, ops.stack([key, value], axis=1))
 ''',
     },
 }

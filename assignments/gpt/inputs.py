@@ -107,10 +107,46 @@ def last_token_heads(rng):
     return calls
 
 
+def _block_weights(rng, hidden, intermediate):
+    """Attention's four Dense layers, a LayerNorm, the feed-forward network's two Dense layers and
+    a LayerNorm: kernels, biases and LayerNorm scales all drawn (none at their initial values)."""
+    normal = lambda *shape, scale=1.0: (scale * rng.standard_normal(shape)).astype("float32")
+    layer_norm = lambda: [1.0 + normal(hidden, scale=0.2), normal(hidden, scale=0.1)]
+    weights = []
+    for _ in range(4):
+        weights += [normal(hidden, hidden, scale=hidden ** -0.5), normal(hidden, scale=0.1)]
+    weights += layer_norm()
+    weights += [normal(hidden, intermediate, scale=hidden ** -0.5), normal(intermediate, scale=0.1),
+                normal(intermediate, hidden, scale=intermediate ** -0.5), normal(hidden, scale=0.1)]
+    return weights + layer_norm()
+
+
+def gpt_block(rng):
+    """The whole pre-LayerNorm block with the grader's weights, three calls: a sequence without a
+    cache (training: outputs and gradients), then with a key-value cache (outputs and the updated
+    cache): a prompt written from position 0, and a chunk of 3 tokens in the middle of the cache
+    (its offset neither 0 nor T_max - 3). Every cache slot holds stale values before the call,
+    which the causal mask must hide beyond the new tokens; B, T, h, d, the width and T_max all
+    differ."""
+    batch, heads, head_dim, intermediate, max_length = 3, 2, int(rng.choice([5, 7])), 24, 11
+    hidden = heads * head_dim
+    weights = _block_weights(rng, hidden, intermediate)
+    config = dict(num_heads=heads, hidden_dim=hidden, intermediate_dim=intermediate)
+    x = lambda length: rng.standard_normal((batch, length, hidden)).astype("float32")
+    length = int(rng.integers(6, 10))
+    calls = [dict(config=config, weights=weights, inputs=dict(x=x(length)),
+                  output_gradient=rng.standard_normal((batch, length, hidden)).astype("float32"))]
+    for length, index in ((int(rng.integers(6, 9)), 0), (3, int(rng.integers(2, max_length - 4)))):
+        cache = rng.standard_normal((batch, 2, heads, max_length, head_dim)).astype("float32")
+        calls.append(dict(config=config, weights=weights,
+                          inputs=dict(x=x(length), cache=cache, cache_update_index=index), output_gradient=None))
+    return calls
+
 CASES = {
     "gpt.next_token_shift": shift_batches,
     "gpt.top_k": top_k_logits,
     "gpt.top_p": top_p_logits,
     "gpt.sampling": sampling_draws,
     "gpt.last_token_logits": last_token_heads,
+    "gpt.block": gpt_block,
 }
