@@ -90,6 +90,37 @@ BUGS = {
          "return ops.softmax(ops.softmax(ops.matmul(cls_vector, kernel) + bias, axis=-1), axis=-1)"),
         ("position 1 (the first word) instead of [CLS]", "sequence_output[:, 0, :]", "sequence_output[:, 1, :]"),
     ],
+    "EncoderBlock": [
+        ("padding mask ignored (padding keys get attention)",
+         "scores = ops.where(visible_keys, scores, -1e9)", "scores = scores"),
+        ("padding mask inverted", "scores = ops.where(visible_keys, scores, -1e9)",
+         "scores = ops.where(visible_keys, -1e9, scores)"),
+        ("padding mask put on the query axis instead of the key axis",
+         'ops.cast(padding_mask, "bool")[:, None, None, :]', 'ops.cast(padding_mask, "bool")[:, None, :, None]'),
+        ("softmax over the query axis instead of the key axis",
+         "ops.softmax(scores, axis=-1)", "ops.softmax(scores, axis=-2)"),
+        ("pre-LayerNorm (GPT-2's order) instead of BERT's post-LayerNorm",
+         "        x = self.attention_layer_norm(x + self.attention_output_dense(attended))\n"
+         "        feedforward = ops.gelu(self.feedforward_intermediate_dense(x), approximate=False)\n"
+         "        return self.feedforward_layer_norm(x + self.feedforward_output_dense(feedforward))",
+         "        x = x + self.attention_output_dense(attended)\n"
+         "        feedforward = ops.gelu(self.feedforward_intermediate_dense(self.feedforward_layer_norm(x)), "
+         "approximate=False)\n"
+         "        return x + self.feedforward_output_dense(feedforward)"),
+        ("no residual connection around attention",
+         "self.attention_layer_norm(x + self.attention_output_dense(attended))",
+         "self.attention_layer_norm(self.attention_output_dense(attended))"),
+        ("no residual connection around the feed-forward network",
+         "self.feedforward_layer_norm(x + self.feedforward_output_dense(feedforward))",
+         "self.feedforward_layer_norm(self.feedforward_output_dense(feedforward))"),
+        ("tanh-approximate GELU (BERT uses the exact erf form)",
+         "ops.gelu(self.feedforward_intermediate_dense(x), approximate=False)",
+         "ops.gelu(self.feedforward_intermediate_dense(x), approximate=True)"),
+        ("scores not scaled by 1/sqrt(head_dim)", "query, key) / head_dim ** 0.5", "query, key)"),
+        ("heads split as (head_dim, heads) instead of (heads, head_dim)",
+         "ops.reshape(t, (batch, length, self.num_heads, head_dim)), (0, 2, 1, 3))",
+         "ops.reshape(t, (batch, length, head_dim, self.num_heads)), (0, 3, 1, 2))"),
+    ],
 }
 
 CORRECT = {
@@ -192,6 +223,62 @@ def classify_from_cls(sequence_output, kernel, bias):
         logits = hidden[0] @ kernel + bias
         rows.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
     return np.array(rows, "float32")
+''',
+    },
+    "EncoderBlock": {
+        "keras.ops.dot_product_attention in [B, T, h, d]": '''
+class EncoderBlock(EncoderBlock):
+    def call(self, x, padding_mask):
+        batch, length = x.shape[0], x.shape[1]
+        shape = (batch, length, self.num_heads, self.hidden_dim // self.num_heads)
+        query, key, value = (ops.reshape(dense(x), shape) for dense in (self.query_dense, self.key_dense, self.value_dense))
+        mask = ops.broadcast_to(ops.cast(padding_mask, "bool")[:, None, None, :], (batch, self.num_heads, length, length))
+        attended = ops.reshape(ops.dot_product_attention(query, key, value, mask=mask), (batch, length, self.hidden_dim))
+        x = self.attention_layer_norm(x + self.attention_output_dense(attended))
+        hidden = keras.activations.gelu(self.feedforward_intermediate_dense(x), approximate=False)
+        return self.feedforward_layer_norm(x + self.feedforward_output_dense(hidden))
+''',
+        "a Python loop over the heads with an additive mask": '''
+class EncoderBlock(EncoderBlock):
+    def call(self, x, padding_mask):
+        width = self.hidden_dim // self.num_heads
+        query, key, value = self.query_dense(x), self.key_dense(x), self.value_dense(x)
+        bias = (1.0 - ops.cast(padding_mask, "float32"))[:, None, :] * -1e9
+        heads = []
+        for h in range(self.num_heads):
+            part = slice(h * width, (h + 1) * width)
+            scores = ops.matmul(query[..., part], ops.swapaxes(key[..., part], 1, 2)) / np.sqrt(width) + bias
+            heads.append(ops.matmul(ops.softmax(scores), value[..., part]))
+        x = self.attention_layer_norm(x + self.attention_output_dense(ops.concatenate(heads, axis=-1)))
+        return self.feedforward_layer_norm(
+            x + self.feedforward_output_dense(ops.gelu(self.feedforward_intermediate_dense(x), approximate=False)))
+''',
+        "LayerNorm and GELU written out, float64 inside": '''
+class EncoderBlock(EncoderBlock):
+    def layer_norm(self, layer, x):
+        mean = ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) / ops.sqrt(variance + 1e-12) * ops.cast(layer.gamma, "float64") + ops.cast(layer.beta, "float64")
+
+    def dense(self, layer, x):
+        return ops.matmul(x, ops.cast(layer.kernel, "float64")) + ops.cast(layer.bias, "float64")
+
+    def call(self, x, padding_mask):
+        batch, length = x.shape[0], x.shape[1]
+        head_dim = self.hidden_dim // self.num_heads
+        x = ops.cast(x, "float64")
+        split = lambda t: ops.transpose(ops.reshape(t, (batch, length, self.num_heads, head_dim)), (0, 2, 1, 3))
+        query, key, value = (split(self.dense(layer, x)) for layer in (self.query_dense, self.key_dense, self.value_dense))
+        scores = ops.einsum("bhqd,bhkd->bhqk", query, key) / np.sqrt(head_dim)
+        scores = ops.where(np.asarray(padding_mask, bool)[:, None, None, :], scores, -np.inf)
+        weights = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
+        attended = ops.einsum("bhqk,bhkd->bqhd", weights / ops.sum(weights, axis=-1, keepdims=True), value)
+        x = self.layer_norm(self.attention_layer_norm,
+                            x + self.dense(self.attention_output_dense, ops.reshape(attended, (batch, length, -1))))
+        u = self.dense(self.feedforward_intermediate_dense, x)
+        u = 0.5 * u * (1.0 + ops.erf(u / np.sqrt(2.0)))
+        x = self.layer_norm(self.feedforward_layer_norm, x + self.dense(self.feedforward_output_dense, u))
+        return ops.cast(x, "float32")
 ''',
     },
 }

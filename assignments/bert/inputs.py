@@ -86,9 +86,42 @@ def classification_head(rng):
     return calls
 
 
+def _block_weights(rng, hidden, intermediate):
+    """Attention's four Dense layers, a LayerNorm, the feed-forward network's two Dense layers and
+    a LayerNorm: kernels, biases and LayerNorm scales all drawn (none at their initial values)."""
+    normal = lambda *shape, scale=1.0: (scale * rng.standard_normal(shape)).astype("float32")
+    layer_norm = lambda: [1.0 + normal(hidden, scale=0.2), normal(hidden, scale=0.1)]
+    weights = []
+    for _ in range(4):
+        weights += [normal(hidden, hidden, scale=hidden ** -0.5), normal(hidden, scale=0.1)]
+    weights += layer_norm()
+    weights += [normal(hidden, intermediate, scale=hidden ** -0.5), normal(intermediate, scale=0.1),
+                normal(intermediate, hidden, scale=intermediate ** -0.5), normal(hidden, scale=0.1)]
+    return weights + layer_norm()
+
+
+def encoder_block(rng):
+    """The whole post-LayerNorm block with the grader's weights, outputs and gradients, two calls:
+    padding in every row (rows of different lengths, one with a single real token), so a mask left
+    out, inverted or put on the query axis shows; B, T, h, d and the widths all differ."""
+    batch, heads, intermediate = 3, 2, 24
+    calls = []
+    for head_dim in (5, 7):
+        hidden, length = heads * head_dim, int(rng.integers(6, 11))
+        lengths = rng.choice(np.arange(2, length), size=batch, replace=False)
+        lengths[rng.integers(batch)] = 1
+        calls.append(dict(config=dict(num_heads=heads, hidden_dim=hidden, intermediate_dim=intermediate),
+                          weights=_block_weights(rng, hidden, intermediate),
+                          inputs=dict(x=rng.standard_normal((batch, length, hidden)).astype("float32"),
+                                      padding_mask=(np.arange(length)[None, :] < lengths[:, None]).astype("int32")),
+                          output_gradient=rng.standard_normal((batch, length, hidden)).astype("float32")))
+    return calls
+
+
 CASES = {
     "bert.corruption": corruption,
     "bert.masked_lm_loss": masked_lm_loss,
     "bert.embeddings": embeddings,
     "bert.classification_head": classification_head,
+    "bert.encoder_block": encoder_block,
 }

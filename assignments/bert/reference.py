@@ -59,9 +59,19 @@ def classification_head(sequence_output, kernel, bias):
     return ((exp / exp.sum(axis=-1, keepdims=True)).astype("float32"),)
 
 
+class EncoderBlock(layers.TransformerBlock):
+    """reference_impl's post-LayerNorm block as BERT uses it (exact GELU, LayerNorm epsilon 1e-12);
+    its weights are the notebook's, in the same order."""
+
+    def __init__(self, num_heads, hidden_dim, intermediate_dim):
+        super().__init__(num_heads, hidden_dim, intermediate_dim, activation="gelu", layer_norm_epsilon=1e-12,
+                         use_fused_attention=False)
+
+
 REFERENCES = {
     "corrupt": corrupt,
     "masked_lm_loss": masked_lm_loss,
     "bert_embeddings": embeddings,
     "classify_from_cls": classification_head,
+    "EncoderBlock": EncoderBlock,
 }
