@@ -8,6 +8,7 @@ catalogued bugs' real outputs (the notebook's solution with the bug put in).
 
 import numpy as np
 import pytest
+import keras
 from keras import ops
 
 from grader import assignment, course, mutation, verdicts
@@ -155,3 +156,40 @@ def test_first_difference_shows_its_inputs():
     message = difference("gpt.next_token_shift", bug(
         "gpt.next_token_shift", "targets not shifted: each position is asked for its own token"), output=2)
     assert "first at index (0, 0)" in message and "(inputs there: token_ids[0] = [" in message, message
+
+
+def solution(case_id):
+    """The source notebook's definition of the function or layer `case_id` captures."""
+    a = assignment.of_case(case_id)
+    return mutation.run_definitions(a, mutation.definitions(a.notebook()))[a.case_functions[case_id]]
+
+
+def test_a_layer_gets_the_graders_weights_and_its_gradients_are_graded(tmp_path):
+    layer = solution("attention.layer")
+    for folder in ("solution", "numpy"):
+        (tmp_path / folder).mkdir()
+    assert graded(tmp_path / "solution", "attention.layer", layer).passed
+    local(tmp_path, "attention.layer", layer)
+    # Right outputs, but the query projection detours through numpy: no gradient reaches its weights.
+    verdict = graded(tmp_path / "numpy", "attention.layer",
+                     bug("attention.layer", "the query projection taken through numpy (no gradient reaches its weights)"))
+    assert not verdict.passed and "known bug: the query projection taken through numpy" in verdict.message
+
+
+def test_a_layer_with_other_weights_than_the_notebook_creates_is_told_which_shapes(tmp_path):
+    layer = solution("attention.layer")
+
+    class FusedProjections(layer):  # one Dense for queries, keys and values: 6 weights instead of 8
+        def __init__(self, num_heads, hidden_dim, **kwargs):
+            keras_layer = layer.__mro__[1]
+            keras_layer.__init__(self, **kwargs)
+            self.num_heads, self.hidden_dim = num_heads, hidden_dim
+            self.projection = keras.layers.Dense(3 * hidden_dim)
+            self.output_dense = keras.layers.Dense(hidden_dim)
+
+        def call(self, x, attention_mask=None):
+            return self.output_dense(self.projection(x)[..., :self.hidden_dim])
+
+    verdict = graded(tmp_path, "attention.layer", FusedProjections)
+    assert not verdict.passed
+    assert "has 4 weights of shapes" in verdict.message and "the grader loads 8" in verdict.message, verdict.message
