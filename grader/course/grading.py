@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
-from grader import sandbox, submission
+from grader import cgroups, sandbox, submission
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
 from grader.limits import assignment_limits
@@ -140,6 +140,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     course = os.path.abspath(course)
     if not unsafe and executor == "local":  # Ray workers check on their own machines
         sandbox.check_available()
+        Console(stderr=True).print(f"sandbox memory bounded by {cgroups.describe_accounting()}", highlight=False)
     limits = limits or assignment_limits(assignment)
     run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe):
