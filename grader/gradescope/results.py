@@ -10,6 +10,8 @@ Gradescope (the autograder's, `python -m grader export`'s, the GLUE harness's) c
 `results_json`, which refuses to build one that breaks these rules.
 """
 
+import math
+
 import jsonschema
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
@@ -55,12 +57,23 @@ def problems(results):
     """Every way `results` breaks Gradescope's rules, as messages (empty when it keeps them)."""
     found = [f"{'/'.join(map(str, error.absolute_path)) or 'results'}: {error.message}"
              for error in _VALIDATOR.iter_errors(results)]
-    for index, test in enumerate(results.get("tests", []) if isinstance(results, dict) else []):
+    if not isinstance(results, dict):
+        return found
+    numbers = [("score", results.get("score")), ("execution_time", results.get("execution_time"))]
+    for index, test in enumerate(results.get("tests", [])):
+        if not isinstance(test, dict):
+            continue  # already reported by the schema
+        numbers += [(f"tests/{index}/{key}", test.get(key)) for key in ("score", "max_score")]
         try:
             if test["score"] > test["max_score"]:
                 found.append(f"tests/{index}: score {test['score']} is above max_score {test['max_score']}")
         except (KeyError, TypeError):
             pass  # already reported by the schema
+    numbers += [(f"leaderboard/{index}/value", entry.get("value"))
+                for index, entry in enumerate(results.get("leaderboard", [])) if isinstance(entry, dict)]
+    # JSON has no NaN or infinity (Python writes them, Gradescope cannot read them).
+    found += [f"{where}: {value} is not a finite number" for where, value in numbers
+              if isinstance(value, float) and not math.isfinite(value)]
     return found
 
 
