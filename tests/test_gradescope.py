@@ -22,7 +22,7 @@ import pytest
 
 from grader import assignment as assignments, mutation
 from grader.__main__ import main
-from grader.gradescope import results as gradescope
+from grader.gradescope import autograder, results as gradescope
 
 ASSIGNMENT = "attention"
 MASK_AFTER_SOFTMAX = assignments.load(ASSIGNMENT).catalogue[0]["scaled_dot_product_attention"][2]
@@ -102,16 +102,22 @@ def cheating(release_nb):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """{submission: results.json} for the three submissions, graded at once by the bundle."""
-    folder = tmp_path_factory.mktemp("gradescope")
+def bundle(tmp_path_factory):
+    """The autograder zip of a copy of the attention assignment that declares a leaderboard column."""
+    folder = tmp_path_factory.mktemp("bundle")
     root = folder / "assignments"
     shutil.copytree(assignments.load(ASSIGNMENT).folder, root / ASSIGNMENT)
     (root / ASSIGNMENT / "leaderboard.py").write_text(LEADERBOARD)
-    bundle = folder / "autograder.zip"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(assignments.ROOT_VARIABLE, str(root))
-        main(["gradescope", ASSIGNMENT, "--out", str(bundle)])
+        main(["gradescope", ASSIGNMENT, "--out", str(folder / "autograder.zip")])
+    return folder / "autograder.zip"
+
+
+@pytest.fixture(scope="module")
+def graded(bundle, tmp_path_factory):
+    """{submission: results.json} for the three submissions, graded at once by the bundle."""
+    folder = tmp_path_factory.mktemp("gradescope")
     with zipfile.ZipFile(bundle) as archive:
         for entry_point in ("setup.sh", "run_autograder"):  # Gradescope runs them as they are unpacked
             assert archive.getinfo(entry_point).external_attr >> 16 & 0o111 == 0o111
@@ -120,17 +126,17 @@ def graded(tmp_path_factory):
     submissions = {"correct": source_nb, "buggy": buggy(source_nb), "cheating": cheating(release_nb)}
     runs = {}
     for name, nb in submissions.items():
-        autograder = folder / name
+        gradescope_root = folder / name
         for part in ("source", "submission", "results"):
-            (autograder / part).mkdir(parents=True)
+            (gradescope_root / part).mkdir(parents=True)
         with zipfile.ZipFile(bundle) as archive:
-            archive.extractall(autograder / "source")
-        os.chmod(autograder / "source" / "run_autograder", 0o755)  # zipfile drops the mode bits
-        nbformat.write(nb, str(autograder / "submission" / f"{ASSIGNMENT}.ipynb"))
-        env = {**os.environ, "GRADER_GRADESCOPE_ROOT": str(autograder), "GRADER_GRADESCOPE_PYTHON": sys.executable}
+            archive.extractall(gradescope_root / "source")
+        os.chmod(gradescope_root / "source" / "run_autograder", 0o755)  # zipfile drops the mode bits
+        nbformat.write(nb, str(gradescope_root / "submission" / f"{ASSIGNMENT}.ipynb"))
+        env = {**os.environ, "GRADER_GRADESCOPE_ROOT": str(gradescope_root), "GRADER_GRADESCOPE_PYTHON": sys.executable}
         env.pop("PYTHONPATH", None)  # the bundle's own kit, not this checkout
         env.pop(assignments.ROOT_VARIABLE, None)
-        runs[name] = subprocess.Popen([str(autograder / "source" / "run_autograder")], env=env, cwd=folder,
+        runs[name] = subprocess.Popen([str(gradescope_root / "source" / "run_autograder")], env=env, cwd=folder,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     results = {}
     for name, process in runs.items():
@@ -138,6 +144,27 @@ def graded(tmp_path_factory):
         assert process.returncode == 0, output[-3000:]
         results[name] = json.loads((folder / name / "results" / "results.json").read_text())
     return results
+
+
+def test_the_notebook_is_found_by_name_and_links_are_not_followed(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(tmp_path / "source", [n for n in archive.namelist() if n.startswith("course/")])
+    course_dir = str(tmp_path / "source" / "course")
+    solution = tmp_path / "source" / "course" / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    renamed = tmp_path / "renamed" / "upload" / f"{ASSIGNMENT} (1).ipynb"
+    renamed.parent.mkdir(parents=True)
+    renamed.write_bytes(solution.read_bytes())
+    notes = autograder.collect_submission(course_dir, ASSIGNMENT, str(tmp_path / "renamed"), str(tmp_path / "inbox1"))
+    collected = tmp_path / "source" / "course" / "submitted" / autograder.STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert collected.read_bytes() == solution.read_bytes()
+    assert notes == {ASSIGNMENT: f"graded upload/{ASSIGNMENT} (1).ipynb as {ASSIGNMENT}.ipynb (the assignment's "
+                                 f"notebook); submit it under that name"}
+    # A link to the staff's solution is not a submitted notebook: nothing is collected.
+    shutil.rmtree(collected.parent)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / f"{ASSIGNMENT}.ipynb").symlink_to(solution)
+    assert autograder.collect_submission(course_dir, ASSIGNMENT, str(tmp_path / "linked"), str(tmp_path / "inbox2")) == {}
+    assert os.listdir(collected.parent) == []
 
 
 def by_cell(results):
