@@ -119,8 +119,6 @@ def graded(bundle, tmp_path_factory):
     """{submission: results.json} for the three submissions, graded at once by the bundle."""
     folder = tmp_path_factory.mktemp("gradescope")
     with zipfile.ZipFile(bundle) as archive:
-        for entry_point in ("setup.sh", "run_autograder"):  # Gradescope runs them as they are unpacked
-            assert archive.getinfo(entry_point).external_attr >> 16 & 0o111 == 0o111
         source_nb = nbformat.reads(archive.read(f"course/source/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"), as_version=4)
         release_nb = nbformat.reads(archive.read(f"course/release/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"), as_version=4)
     submissions = {"correct": source_nb, "buggy": buggy(source_nb), "cheating": cheating(release_nb)}
@@ -144,6 +142,14 @@ def graded(bundle, tmp_path_factory):
         assert process.returncode == 0, output[-3000:]
         results[name] = json.loads((folder / name / "results" / "results.json").read_text())
     return results
+
+
+def test_the_entry_points_are_executable_bash_scripts(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as archive:
+        for entry_point in autograder.ENTRY_POINTS:  # Gradescope runs them as they are unpacked
+            assert archive.getinfo(entry_point).external_attr >> 16 & 0o111 == 0o111
+            (tmp_path / entry_point).write_bytes(archive.read(entry_point))
+            subprocess.run(["bash", "-n", str(tmp_path / entry_point)], check=True)
 
 
 def test_the_notebook_is_found_by_name_and_links_are_not_followed(bundle, tmp_path):
