@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks import baselines, metrics, tasks  # noqa: E402
-from grader.gradescope.results import results_json  # noqa: E402
+from lms.gradescope import results_json  # noqa: E402
 
 TASK_ORDER = tasks.GLUE_TASKS + ("AX",)
 SUBMISSION_FILES = tuple(tasks.TASKS[name].submission_file for name in TASK_ORDER)

@@ -10,7 +10,7 @@ from nbgrader.api import MissingEntry
 
 from cluster import executor as cluster_executor
 from grader import course, limits, sandbox
-from grader.gradescope.results import VISIBILITIES
+from lms.gradescope import VISIBILITIES
 
 
 BACKENDS = ("tensorflow", "jax")

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import metrics, reports, results, tasks
 from benchmarks.builtin_suite import write_builtin_suite
-from grader.gradescope.results import problems
+from lms.gradescope import problems
 from tests.test_benchmarks_metrics import BERT_BASE_TEST
 
 

@@ -22,7 +22,8 @@ import pytest
 
 from grader import assignment as assignments, mutation
 from grader.__main__ import main
-from grader.gradescope import autograder, results as gradescope
+from grader.gradescope import autograder
+from lms import gradescope
 
 ASSIGNMENT = "attention"
 MASK_AFTER_SOFTMAX = assignments.load(ASSIGNMENT).catalogue[0]["scaled_dot_product_attention"][2]

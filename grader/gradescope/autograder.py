@@ -29,14 +29,15 @@ import time
 import zipfile
 
 from grader import assignment as assignments, course, sandbox, submission
-from grader.gradescope.results import ORDERS, from_grader_result
+from grader.gradescope.results import from_grader_result
 from grader.limits import assignment_limits
+from lms.gradescope import ORDERS
 
 ROOT_VARIABLE = "GRADER_GRADESCOPE_ROOT"
 DEFAULT_ROOT = "/autograder"
 CONFIG_FILE = "gradescope.json"
 ENTRY_POINTS = ("setup.sh", "run_autograder")
-KIT = ("grader", "reference_impl", "cluster", "pyproject.toml", "README.md")
+KIT = ("grader", "reference_impl", "cluster", "lms", "pyproject.toml", "README.md")
 STUDENT = "submission"  # Gradescope grades one submission per container
 HERE = os.path.dirname(os.path.abspath(__file__))
 
