@@ -60,3 +60,18 @@ def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_
     with open(course.export(path, ASSIGNMENT)) as f:
         [row] = [r for r in csv.DictReader(f) if r["student_id"] == "ada"]
     assert float(row["score"]) == 9 + 1.5 and float(row["max_score"]) == 9 + 2
+
+
+@pytest.mark.parametrize("name", ["attention", "longer_context"])
+def test_every_written_answer_cell_holds_a_model_answer_and_a_rubric(name):
+    """A written question's answer cell, in the source notebook: markdown, graded by hand (solution and
+    grade set, points given), its model answer and rubric for the formgrader."""
+    from grader import assignment
+
+    written = [c for c in assignment.load(name).notebook().cells
+               if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert written, f"{name} has no written question"
+    for cell in written:
+        meta = cell.metadata.nbgrader
+        assert meta["solution"] and meta["points"] > 0 and not meta["locked"]
+        assert "**Model answer.**" in cell.source and "**Rubric" in cell.source
