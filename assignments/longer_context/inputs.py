@@ -24,7 +24,7 @@ def memory_updates(rng):
     segment = int(rng.integers(3, 7))
     longer = segment + int(rng.integers(2, 6))
     shorter = int(rng.integers(2, segment))
-    calls = [
+    return [
         dict(memory=_normal(rng, batch, longer, hidden), layer_input=_normal(rng, batch, segment, hidden),
              memory_length=longer),
         dict(memory=_normal(rng, batch, shorter, hidden), layer_input=_normal(rng, batch, segment, hidden),
@@ -34,7 +34,6 @@ def memory_updates(rng):
         dict(memory=_normal(rng, batch, segment, hidden), layer_input=_normal(rng, batch, segment, hidden),
              memory_length=2 * segment + int(rng.integers(1, 4))),
     ]
-    return calls
 
 
 def _attention_call(rng, batch, memory_length, segment_length, hidden, head_dim):
