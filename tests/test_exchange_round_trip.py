@@ -69,7 +69,7 @@ def round_trip(tmp_path_factory):
     nbgrader(path, env, "release_feedback", ASSIGNMENT)
     for student in STUDENTS:
         nbgrader(homes[student], env, "fetch_feedback", ASSIGNMENT)
-    return path, homes
+    return path, homes, env
 
 
 def fetched_feedback(home):
@@ -81,7 +81,7 @@ def fetched_feedback(home):
 
 
 def test_each_student_fetches_the_kits_feedback_on_their_own_work(round_trip):
-    _, homes = round_trip
+    _, homes, _ = round_trip
     alice, bob = fetched_feedback(homes["alice"]), fetched_feedback(homes["bob"])
     # Only the kit writes these: its verdict on the secret inputs and the named known bug.
     assert "attention: 7 / 9" in alice and "off by one: a query cannot see its own position" in alice
@@ -89,7 +89,7 @@ def test_each_student_fetches_the_kits_feedback_on_their_own_work(round_trip):
 
 
 def test_the_exchange_submission_time_is_the_graded_submission_time(round_trip):
-    path, homes = round_trip
+    path, homes, _ = round_trip
     for student, home in homes.items():
         submitted_at = late.read_timestamp(os.path.join(path, "submitted", student, ASSIGNMENT))
         cached = glob.glob(str(home / ".nbgrader_cache" / COURSE_ID / f"{student}+{ASSIGNMENT}+*"))
@@ -98,3 +98,22 @@ def test_the_exchange_submission_time_is_the_graded_submission_time(round_trip):
             assert gb.find_submission(ASSIGNMENT, student).timestamp == submitted_at
         # the submission's folder name in the student's feedback is its exchange time
         assert os.listdir(home / ASSIGNMENT / "feedback") == [cached[0].split("+")[2]]
+
+
+def test_a_later_submission_collected_with_update_is_graded_again(round_trip):
+    path, homes, env = round_trip
+    # alice fixes her mask and submits again; nbgrader collect --update takes the later submission.
+    nbformat.write(nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4),
+                   str(homes["alice"] / ASSIGNMENT / "attention.ipynb"))
+    nbgrader(homes["alice"], env, "submit", ASSIGNMENT)
+    nbgrader(path, env, "collect", "--update", ASSIGNMENT)
+    run = course.autograde(path, ASSIGNMENT, workers=2, progress=False)
+    assert {r["student"]: r["score"] for r in run} == {"alice": 9, "bob": 9}
+    main(["feedback", path, ASSIGNMENT])
+    nbgrader(path, env, "release_feedback", ASSIGNMENT)
+    nbgrader(homes["alice"], env, "fetch_feedback", ASSIGNMENT)
+    # one folder per submission: the first keeps its feedback, the second gets the new one
+    folders = sorted(os.listdir(homes["alice"] / ASSIGNMENT / "feedback"))
+    assert len(folders) == 2
+    with open(homes["alice"] / ASSIGNMENT / "feedback" / folders[1] / "attention.html") as f:
+        assert "attention: 9 / 9" in f.read()

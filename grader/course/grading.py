@@ -144,7 +144,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe):
         earlier = _earlier_result(job)
-        if earlier is None or force:
+        if earlier is None or force or late.collected_again(course, assignment, job.student):
             likely_seconds[job.student] = _likely_seconds(job, earlier)
             # Whatever a killed run left half-written (executed notebook,
             # temporary files) goes; the submission is graded from scratch.

@@ -15,6 +15,7 @@ import os
 import sys
 
 import nbformat
+from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import AssignLatePenalties
 from nbgrader.utils import parse_utc
 
@@ -43,6 +44,26 @@ def read_timestamp(directory):
     except (ValueError, OverflowError) as error:
         raise ValueError(f"{path} holds {text[:60]!r}, not a time ({error}); write the submission time "
                          f"as nbgrader does, e.g. 2026-12-01 17:05:00.000000 UTC") from None
+
+
+def collected_again(course, assignment, student):
+    """Whether submitted/ now holds another submission than the one graded, by its time.
+
+    nbgrader's `collect --update` replaces a student's folder with their later exchange
+    submission (timestamp.txt and all) without telling the kit; the kit's own collectors
+    remove the stale result themselves. An unreadable timestamp.txt counts as new: grading
+    then stops at it with its message.
+    """
+    try:
+        current = read_timestamp(os.path.join(course, "submitted", student, assignment))
+    except ValueError:
+        return True
+    with gradebook(course) as gb:
+        try:
+            recorded = gb.find_submission(assignment, student).timestamp
+        except MissingEntry:
+            return False
+    return None not in (current, recorded) and current != recorded
 
 
 def course_config(course):
