@@ -92,11 +92,12 @@ def policy_name(plugin):
 
 
 def apply_late_penalties(course, assignment, student, notebooks):
-    """Record the submission's time and each notebook's late penalty in the gradebook, as nbgrader's
-    autograde does; returns what feedback says about it, or None when the work was not late.
+    """Record each notebook's late penalty in the gradebook, as nbgrader's autograde does; returns
+    what feedback says about it, or None when the work was not late.
 
-    Runs after the grades are committed (the plugin sees each notebook's score). Re-running it
-    recomputes from the gradebook, so a changed due date or an extension takes effect.
+    Runs after the submission's time and grades are committed (the plugin sees each notebook's
+    score). Re-running it recomputes from the gradebook, so a changed due date or an extension
+    takes effect.
     """
     config = course_config(course)
     with gradebook(course) as gb:
