@@ -12,27 +12,40 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
-from grader import sandbox, submission
+from grader import cgroups, sandbox, submission
 from grader.course import late
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
 from grader.limits import assignment_limits
 
+ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"  # what nbgrader releases in an answer cell
+
+
 def trusted_notebooks(course, assignment):
-    """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
+    """The locked and graded cells of each notebook, as the gradebook recorded them at release.
+
+    Besides the locked cells, the manually graded answer cells (written
+    questions: `solution` and `grade`): the student's text is kept, their
+    points and ids come from here (`"answer": True`).
+    """
     import nbformat
     notebooks = []
     with gradebook(course) as gb:
         for nb in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
             source = nbformat.read(os.path.join(course, "source", assignment, nb.name + ".ipynb"),
                                    as_version=4)
-            trusted = [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
-                        "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])}
-                       for c in source.cells
-                       if c.metadata.get("nbgrader", {}).get("locked")]
+            trusted = []
+            for c in source.cells:
+                metadata = c.metadata.get("nbgrader", {})
+                answer = bool(metadata.get("solution") and metadata.get("grade"))
+                if metadata.get("locked") or answer:
+                    trusted.append({"name": metadata["grade_id"], "cell_type": c.cell_type,
+                                    "source": ANSWER_PLACEHOLDER if answer else c.source,
+                                    "nbgrader": dict(metadata), "answer": answer})
             recorded = {c.name: c.source for c in nb.source_cells}
             for cell in trusted:  # the gradebook is the authority on what was released
-                cell["source"] = recorded.get(cell["name"], cell["source"])
+                if not cell["answer"]:
+                    cell["source"] = recorded.get(cell["name"], cell["source"])
             graded = [{"name": g.name, "points": g.max_score} for g in nb.grade_cells
                       if g.cell_type == "code"]
             order = [c["name"] for c in trusted]
@@ -140,6 +153,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     course = os.path.abspath(course)
     if not unsafe and executor == "local":  # Ray workers check on their own machines
         sandbox.check_available()
+        Console(stderr=True).print(f"sandbox memory bounded by {cgroups.describe_accounting()}", highlight=False)
     limits = limits or assignment_limits(assignment)
     run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe):

@@ -5,6 +5,7 @@ import os
 import shutil
 
 from grader import submission
+from grader.gradescope.results import from_grader_result
 from grader.course.inbox import submitted_students
 from grader.course.layout import REPO, nbgrader
 
@@ -77,21 +78,8 @@ def export(course, assignment):
         directory = os.path.join(exports, "gradescope", result["student"])
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "results.json"), "w") as f:
-            json.dump(gradescope_results(result), f, indent=1)
+            json.dump(from_grader_result(result), f, indent=1)
     return csv_path
-
-
-def gradescope_results(result):
-    tests = []
-    for notebook, verdict in result["notebooks"].items():
-        notes = verdict["problems"] + verdict["events"]
-        for cell in verdict["cells"]:
-            lines = [case["message"] for case in cell["cases"]] or ["not graded: " + "; ".join(notes)]
-            tests.append({"name": f"{notebook}: {cell['grade_id']}", "score": cell["score"],
-                          "max_score": cell["points"], "visibility": "visible",
-                          "output": "\n".join(lines)})
-    return {"score": result["score"], "visibility": "visible", "tests": tests,
-            "output": "\n".join(p for n in result["notebooks"].values() for p in n["problems"] + n["events"])}
 
 
 def grade_table(course, assignment, not_graded=None):
