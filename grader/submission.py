@@ -340,13 +340,20 @@ def judge_submission(job, runs):
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
     result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
-    _write_log(job.autograded_dir, result)
-    _write_atomic(os.path.join(job.autograded_dir, RESULT_FILE), json.dumps(result, indent=1))
+    save_result(job.autograded_dir, result)
     return result
+
+
+def save_result(out_dir, result):
+    """grader.log, then the result file, each written atomically (the result file marks the work done)."""
+    _write_log(out_dir, result)
+    _write_atomic(os.path.join(out_dir, RESULT_FILE), json.dumps(result, indent=1))
 
 
 def _write_log(out_dir, result):
     lines = [f"{result['student']} / {result['assignment']}: {result['score']:g} / {result['max_score']:g}"]
+    if result.get("late"):  # recorded by the course's late policy (grader/course/late.py)
+        lines.append(f"  {result['late']['summary']}")
     for name, nb in result["notebooks"].items():
         lines.append(f"[{name}] ran in {nb['seconds']} s")
         lines += [f"  problem: {p}" for p in nb["problems"]] + [f"  event: {e}" for e in nb["events"]]

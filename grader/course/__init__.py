@@ -2,7 +2,8 @@
 
 One module per stage: `layout` (the course directory, its nbgrader config and
 gradebook, setting up and generating assignments), `inbox` (collecting
-submissions), `grading` (autograding) and `reports` (feedback and exports).
+submissions), `late` (submission times and nbgrader's late penalties),
+`grading` (autograding) and `reports` (feedback and exports).
 Everything is re-exported here, so `from grader import course` is the one
 import a caller needs.
 """

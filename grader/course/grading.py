@@ -8,12 +8,12 @@ import signal
 import traceback
 from dataclasses import dataclass, field
 
-from nbgrader.api import MissingEntry
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
 from grader import cgroups, sandbox, submission
+from grader.course import late
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
 from grader.limits import assignment_limits
@@ -158,7 +158,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe):
         earlier = _earlier_result(job)
-        if earlier is None or force:
+        if earlier is None or force or late.collected_again(course, assignment, job.student):
             likely_seconds[job.student] = _likely_seconds(job, earlier)
             # Whatever a killed run left half-written (executed notebook,
             # temporary files) goes; the submission is graded from scratch.
@@ -203,13 +203,13 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
 
 
 def record_grades(course, result):
-    """Write one student's scores into nbgrader's gradebook (idempotent)."""
+    """Write one student's scores, submission time and late penalties into nbgrader's gradebook
+    (idempotent); the result file then says whether and why a late penalty applied."""
+    student, assignment = result["student"], result["assignment"]
+    timestamp = late.read_timestamp(os.path.join(course, "submitted", student, assignment))
     with gradebook(course) as gb:
-        gb.update_or_create_student(result["student"])
-        try:
-            gb.find_submission(result["assignment"], result["student"])
-        except MissingEntry:
-            gb.add_submission(result["assignment"], result["student"])
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student, timestamp=timestamp)
         for notebook, verdict in result["notebooks"].items():
             for cell in verdict["cells"]:
                 grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
@@ -217,3 +217,7 @@ def record_grades(course, result):
                 grade.auto_score = cell["score"]
                 grade.needs_manual_grade = False  # nbgrader flags new grades for the formgrader
         gb.db.commit()
+    penalty = late.apply_late_penalties(course, assignment, student, list(result["notebooks"]))
+    if result.get("late") != penalty:
+        result["late"] = penalty
+        submission.save_result(os.path.join(course, "autograded", student, assignment), result)
