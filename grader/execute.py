@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import Bool, Dict, Unicode
 
-from grader import sandbox
+from grader import cgroups, sandbox
 
 STDERR_TAIL_BYTES = 4000
 
@@ -36,6 +36,7 @@ class Execution:
     seconds: float = 0.0
     kernel_stderr_tail: str = ""
     cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
+    sandbox_peak_bytes: int | None = None  # all the sandbox's processes and tmpfs together (cgroup hosts only)
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -289,7 +290,7 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     """
     uid = sandbox.sandbox_uid(slot)
     runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
-    scratch = private_dir = None
+    scratch = private_dir = group = None
     execution = Execution()
     started = time.monotonic()
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
@@ -303,9 +304,10 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
         kernel_kwargs = {"cwd": scratch, "env": env}
     else:
         env = sandbox.sandbox_env(seed)
+        group = cgroups.create(f"{uid}-{os.getpid()}-{time.monotonic_ns()}", limits.memory_bytes, limits.processes)
         km.sandbox_spec = dict(runtime_dir=runtime_dir, capture_dir=capture_dir,
                                support_files=support_files, env=env,
-                               limits=asdict(limits), uid=uid)
+                               limits=asdict(limits), uid=uid, cgroup=group and group.to_spec())
         km.private_dir = private_dir = tempfile.mkdtemp(prefix="grader-sockets-", dir=work_dir)
         kernel_kwargs = {}
     client = CappedClient(nb, km=km, kernel_name="python3", allow_errors=True,
@@ -319,6 +321,12 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     except Exception as error:  # a kernel that never started, a protocol error, ...
         execution.events.append(f"the notebook could not be run: {type(error).__name__}: {error}")
     execution.kernel_stderr_tail = stderr.close()
+    if group is not None:
+        execution.sandbox_peak_bytes = group.peak_bytes()
+        if group.hit_memory_limit():
+            execution.events.append(f"the notebook's processes together reached its memory limit "
+                                    f"({limits.memory_bytes // 2**20} MiB) and the largest was stopped")
+        group.remove()
     for directory in (runtime_dir, private_dir, scratch):
         if directory:
             shutil.rmtree(directory, ignore_errors=True)

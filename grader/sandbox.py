@@ -7,7 +7,9 @@ directory for its kernel sockets, and one writable capture directory. It has
 no network (its own empty network namespace), its own PID/IPC/UTS namespaces,
 no capabilities, and runs as a dedicated unprivileged user per worker slot
 when the grader runs as root. Resource limits (rlimits) bound memory, CPU
-time, processes and file size; wall-clock limits are enforced by the caller.
+time, processes and file size of each process; a control group per sandbox
+(`cgroups.py`, where the host offers one) bounds the memory and processes of
+all of them together; wall-clock limits are enforced by the caller.
 
 The course directory, the gradebook, source notebooks, other submissions and
 the grader's reference code are simply not mounted.
@@ -238,6 +240,10 @@ def exec_sandboxed(spec, command):
     args = bwrap_args(runtime_dir=spec["runtime_dir"], capture_dir=spec["capture_dir"],
                       support_files=spec["support_files"], env=spec["env"], limits=limits,
                       sources=sources)
+    if spec.get("cgroup"):  # before the rlimits and the uid change: joining needs root
+        import cgroups  # beside this file: the launcher runs as a script, with this folder on sys.path
+
+        cgroups.SandboxCgroup.from_spec(spec["cgroup"]).join()
     for rlimit, value in ((resource.RLIMIT_DATA, limits.data_bytes()),
                           (resource.RLIMIT_CPU, limits.cpu_seconds),
                           (resource.RLIMIT_NPROC, limits.processes),

@@ -86,3 +86,17 @@ def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_
         earned = autograded_points[name] if name == GRADED_END_TO_END else 0  # the others were not autograded
         assert float(rows[name]["score"]) == earned + manual[name], name
         assert float(rows[name]["max_score"]) == autograded_points[name] + sum(written[name].values()), name
+
+
+def test_every_notebook_has_a_written_question():
+    assert all(written_cells(assignments.load(name).notebook()) for name in assignments.names())
+
+
+@pytest.mark.parametrize("name", assignments.names())
+def test_every_written_answer_cell_holds_a_model_answer_and_a_rubric(name):
+    """A written question's answer cell, in the source notebook: markdown, graded by hand (solution and
+    grade set, points given), with the model answer and the rubric the formgrader shows."""
+    for cell in written_cells(assignments.load(name).notebook()):
+        meta = cell.metadata.nbgrader
+        assert meta["solution"] and meta["points"] > 0 and not meta["locked"]
+        assert "**Model answer.**" in cell.source and "**Rubric" in cell.source
