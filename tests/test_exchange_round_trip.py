@@ -55,7 +55,7 @@ def round_trip(tmp_path_factory):
             f"c.Exchange.cache = {str(home / '.nbgrader_cache')!r}\n")
         nbgrader(home, env, "fetch_assignment", ASSIGNMENT)
     fetched = nbformat.read(str(homes["alice"] / ASSIGNMENT / "attention.ipynb"), as_version=4)
-    # alice's causal mask is off by one (a catalogued bug); bob's work is right.
+    # alice's causal mask is off by one (a catalogued bug) and her layer is not written; bob's work is right.
     nbformat.write(student_notebook(fetched, {"sdpa": SDPA, "causal": CAUSAL_OFF_BY_ONE, "heads": HEADS}),
                    str(homes["alice"] / ASSIGNMENT / "attention.ipynb"))
     nbformat.write(nbformat.read(os.path.join(path, "source", ASSIGNMENT, "attention.ipynb"), as_version=4),
@@ -84,8 +84,8 @@ def test_each_student_fetches_the_kits_feedback_on_their_own_work(round_trip):
     _, homes, _ = round_trip
     alice, bob = fetched_feedback(homes["alice"]), fetched_feedback(homes["bob"])
     # Only the kit writes these: its verdict on the secret inputs and the named known bug.
-    assert "attention: 7 / 9" in alice and "off by one: a query cannot see its own position" in alice
-    assert "attention: 9 / 9" in bob and "off by one" not in bob
+    assert "attention: 7 / 12" in alice and "off by one: a query cannot see its own position" in alice
+    assert "attention: 12 / 12" in bob and "off by one" not in bob
 
 
 def test_the_exchange_submission_time_is_the_graded_submission_time(round_trip):
@@ -108,7 +108,7 @@ def test_a_later_submission_collected_with_update_is_graded_again(round_trip):
     nbgrader(homes["alice"], env, "submit", ASSIGNMENT)
     nbgrader(path, env, "collect", "--update", ASSIGNMENT)
     run = course.autograde(path, ASSIGNMENT, workers=2, progress=False)
-    assert {r["student"]: r["score"] for r in run} == {"alice": 9, "bob": 9}
+    assert {r["student"]: r["score"] for r in run} == {"alice": 12, "bob": 12}
     main(["feedback", path, ASSIGNMENT])
     nbgrader(path, env, "release_feedback", ASSIGNMENT)
     nbgrader(homes["alice"], env, "fetch_feedback", ASSIGNMENT)
@@ -116,4 +116,4 @@ def test_a_later_submission_collected_with_update_is_graded_again(round_trip):
     folders = sorted(os.listdir(homes["alice"] / ASSIGNMENT / "feedback"))
     assert len(folders) == 2
     with open(homes["alice"] / ASSIGNMENT / "feedback" / folders[1] / "attention.html") as f:
-        assert "attention: 9 / 9" in f.read()
+        assert "attention: 12 / 12" in f.read()

@@ -40,7 +40,7 @@ def set_policy(path, *lines):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Four correct submissions (9 points each) of a course due at DUE, graded with no late policy."""
+    """Four correct submissions (12 points each) of a course due at DUE, graded with no late policy."""
     root = tmp_path_factory.mktemp("late")
     path = course.setup(str(root / "course"), assignments=[ASSIGNMENT])
     release_dir = course.generate(path, ASSIGNMENT)
@@ -101,14 +101,14 @@ def test_nbgrader_zero_method(graded):
     path, _ = graded
     set_policy(path, 'c.LateSubmissionPlugin.penalty_method = "zero"')
     results = regrade(path)
-    assert results["overdue"]["late"]["penalties"] == {"attention": 9.0}
-    assert results["smithbob"]["late"]["penalty"] == 9.0
+    assert results["overdue"]["late"]["penalties"] == {"attention": 12.0}
+    assert results["smithbob"]["late"]["penalty"] == 12.0
     assert results["ontime"].get("late") is None and results["doejane"].get("late") is None
     assert "penalty_method='zero'" in results["overdue"]["late"]["summary"]
     rows = exported(path)
     assert {s: (row["raw_score"], row["late_submission_penalty"], row["score"]) for s, row in rows.items()} == {
-        "ontime": ("9.0", "0.0", "9.0"), "overdue": ("9.0", "9.0", "0.0"),
-        "smithbob": ("9.0", "9.0", "0.0"), "doejane": ("9.0", "0.0", "9.0")}
+        "ontime": ("12.0", "0.0", "12.0"), "overdue": ("12.0", "12.0", "0.0"),
+        "smithbob": ("12.0", "12.0", "0.0"), "doejane": ("12.0", "0.0", "12.0")}
     assert rows["overdue"]["timestamp"] == "2026-01-10 15:30:00" and rows["overdue"]["duedate"] == "2026-01-10 12:00:00"
 
 
@@ -121,13 +121,13 @@ def test_custom_plugin_from_the_course_folder(graded):
     assert results["ontime"].get("late") is None
     rows = exported(path)
     assert {s: (row["late_submission_penalty"], row["score"]) for s, row in rows.items()} == {
-        "ontime": ("0.0", "9.0"), "overdue": ("4.0", "5.0"), "smithbob": ("1.0", "8.0"), "doejane": ("0.0", "9.0")}
+        "ontime": ("0.0", "12.0"), "overdue": ("4.0", "8.0"), "smithbob": ("1.0", "11.0"), "doejane": ("0.0", "12.0")}
     # The student reads why: in the feedback and in grader.log.
     main(["feedback", path, ASSIGNMENT])
     with open(os.path.join(path, "feedback", "overdue", ASSIGNMENT, "attention.html")) as f:
         html = f.read()
     assert "late by 3 h 30 min" in html and "penalty 4 points by late_policy.PerHour" in html
-    assert "Score after the penalty: 5 / 9" in html
+    assert "Score after the penalty: 8 / 12" in html
     with open(os.path.join(path, "autograded", "overdue", ASSIGNMENT, "grader.log")) as f:
         assert "late by 3 h 30 min (submitted 2026-01-10 15:30:00 UTC, due 2026-01-10 12:00:00 UTC)" in f.read()
     with open(os.path.join(path, "feedback", "ontime", ASSIGNMENT, "attention.html")) as f:
@@ -142,7 +142,7 @@ def test_a_policy_change_is_undone_when_the_work_is_no_longer_late(graded):
         gb.find_submission(ASSIGNMENT, "overdue").extension = datetime.timedelta(hours=4)
         gb.db.commit()
     results = regrade(path)
-    assert results["overdue"]["late"] is None and results["smithbob"]["late"]["penalty"] == 9.0
+    assert results["overdue"]["late"] is None and results["smithbob"]["late"]["penalty"] == 12.0
     assert exported(path)["overdue"]["late_submission_penalty"] == "0.0"
     with course.gradebook(path) as gb:
         gb.find_submission(ASSIGNMENT, "overdue").extension = None
