@@ -65,7 +65,8 @@ def test_partial_submission_gets_matching_partial_credit_and_names_the_bugs(grad
     # Mask applied after the softmax: right without a mask, wrong with one.
     assert cell_scores(results["partial"]) == {
         "sdpa_no_mask_test": 2, "sdpa_padding_test": 0, "causal_mask_test": 0,
-        "causal_attention_test": 0, "split_heads_test": 1, "merge_heads_test": 1}
+        "causal_attention_test": 0, "split_heads_test": 1, "merge_heads_test": 1,
+        "layer_test": 0}  # the layer is not written
     assert results["partial"]["score"] == 4
     text = "\n".join(messages(results["partial"]))
     assert "off by one: a query cannot see its own position" in text
@@ -78,7 +79,8 @@ def test_tampering_earns_only_honest_work(graded):
     # Restored test cells grade the honest sdpa and heads; the always-equal mask and the
     # forged pickle capture earn nothing; inflated points are ignored.
     assert cell_scores(result) == {"sdpa_no_mask_test": 2, "sdpa_padding_test": 2, "causal_mask_test": 0,
-                                   "causal_attention_test": 1, "split_heads_test": 1, "merge_heads_test": 1}
+                                   "causal_attention_test": 1, "split_heads_test": 1, "merge_heads_test": 1,
+                                   "layer_test": 0}  # the layer is not written
     text = "\n".join(messages(result))
     assert "locked cell 'sdpa_no_mask_test' was edited" in text
     assert "'merge_heads_test' was missing" in text and "appeared twice" in text
@@ -113,7 +115,7 @@ def test_exports_and_feedback(graded):
     assert rows == {s: r["score"] for s, r in results.items()}
     with open(os.path.join(path, "exports", "gradescope", "partial", "results.json")) as f:
         gradescope = json.load(f)
-    assert gradescope["score"] == 4 and len(gradescope["tests"]) == 6
+    assert gradescope["score"] == 4 and len(gradescope["tests"]) == 7
     assert {"name", "score", "max_score", "visibility", "output"} <= set(gradescope["tests"][0])
     with open(os.path.join(path, "feedback", "partial", "attention", "attention.html")) as f:
         assert "off by one" in f.read()
