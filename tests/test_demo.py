@@ -66,10 +66,11 @@ def test_gradebook_exports_exist_and_parse(demo):
 
 BOARD = ("all-MiniLM-L6-v2 (pretrained)", "student-bert-demo", "tiny-gpt-demo", "elmo-tiny-untrained",
          "reference-bert-scratch", "majority-class", "bag-of-words-logreg")
-# "Clearly above": the real pretrained model's mean dev score (quick mode: SST-2 accuracy on the built-in suite,
-# whose dev opinion words never occur in training) is at least this many points above the from-scratch model's
-# and the majority baseline's (measured 2026-12-02: 100.0 against 50.0 and 50.0).
-MARGIN = 15
+# "Clearly above": the real pretrained model's mean dev score over the quick mode's tasks (SST-2 accuracy and
+# STS-B Pearson/Spearman on the built-in suite, whose dev opinion words and scenes never occur in training) is at
+# least this many points above the from-scratch model's and the majority baseline's (measured 2026-12-02: see
+# MEASURED_MEANS in the README's demo section).
+MARGIN = 25
 
 
 def test_leaderboard_files_exist_and_parse(demo):
@@ -83,7 +84,7 @@ def test_leaderboard_files_exist_and_parse(demo):
     with sqlite3.connect(output / "benchmarks" / "results.db") as db:
         tasks = {row[0] for row in db.execute("select task from runs")}
         failures = list(db.execute("select submission_name, error from submission_failures"))
-    assert tasks == {"SST-2"} and failures == []
+    assert tasks == {"SST-2", "STS-B"} and failures == []
 
 
 def test_the_real_pretrained_model_is_clearly_above_scratch_and_chance(demo):
@@ -92,6 +93,14 @@ def test_the_real_pretrained_model_is_clearly_above_scratch_and_chance(demo):
     minilm = means["all-MiniLM-L6-v2 (pretrained)"]
     assert minilm > means["reference-bert-scratch"] + MARGIN, means
     assert minilm > means["majority-class"] + MARGIN, means
+
+
+def test_the_pretrained_model_learns_the_similarity_regression(demo):
+    # Through its never-trained pooler MiniLM's STS-B head stayed near a constant (Pearson -34); from [CLS] it learns.
+    output, _ = demo
+    with sqlite3.connect(output / "benchmarks" / "results.db") as db:
+        (metrics,) = db.execute("select metrics from runs where task = 'STS-B' and submission_name like 'all-MiniLM%'")
+    assert json.loads(metrics[0])["pearson"] > 40, metrics
 
 
 def test_every_encoder_family_learns_from_the_offline_corpus(demo):
