@@ -66,11 +66,11 @@ def test_gradebook_exports_exist_and_parse(demo):
 
 BOARD = ("all-MiniLM-L6-v2 (pretrained)", "student-bert-demo", "tiny-gpt-demo", "elmo-tiny-untrained",
          "reference-bert-scratch", "majority-class", "bag-of-words-logreg")
-# "Clearly above": the real pretrained model's mean dev score over the quick mode's tasks (SST-2 accuracy and
-# STS-B Pearson/Spearman on the built-in suite, whose dev opinion words and scenes never occur in training) is at
-# least this many points above the from-scratch model's and the majority baseline's (measured 2026-12-02: see
-# MEASURED_MEANS in the README's demo section).
-MARGIN = 25
+# "Clearly above": the real pretrained model's mean public dev score over the demo's tasks (SST-2 accuracy and
+# STS-B's mean of Pearson and Spearman, on the built-in suite, whose dev opinion words and scenes never occur in
+# training) is at least this many points above the from-scratch model's and the majority baseline's. Measured
+# 2026-12-02 (quick mode): MiniLM 79.4 (100.0; 59.6/57.9), from-scratch BERT 31.0, majority class 25.3.
+MARGIN = 30
 
 
 def test_leaderboard_files_exist_and_parse(demo):
