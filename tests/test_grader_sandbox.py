@@ -48,7 +48,7 @@ SLOTS = {"bwrap": (0, 1), "user": (300, 301)}
 # What the user backend enforces differently from bubblewrap: file permissions, seccomp,
 # rlimits and process clean-up on the shared host, and the shared wall-clock and output limits.
 USER_ATTACKS = ["honest", "sigkill_self", "infinite_loop", "memory_bomb", "fork_bomb", "output_flood",
-                "big_file", "read_secrets", "write_outside", "network", "symlink_capture"]
+                "big_file", "working_dir_fill", "read_secrets", "write_outside", "network", "symlink_capture"]
 both_backends = pytest.mark.parametrize("backend", ["bwrap", "user"])
 
 
@@ -71,6 +71,8 @@ def attacks(secret, canary, port, references):
         "output_flood": ["for _ in range(20000): print('x' * 100)",
                          "import os\nfor _ in range(10000): os.write(1, b'y' * 10000)", HONEST],
         "big_file": ["open('big', 'wb').write(b'0' * 64 * 2**20)", HONEST],
+        "working_dir_fill": ["for i in range(64):\n    open(f'fill{i}', 'wb').write(b'0' * 4 * 2**20)\n"
+                             "print('wrote 256 MiB')", HONEST],
         "read_secrets": [TRY_EACH.format(paths=reads, action="print(open(p).read()[:50])")],
         "write_outside": [TRY_EACH.format(paths=writes, action="open(p, 'w').write('pwned'); print('wrote', p)")],
         "network": ["import socket\nfor host in ['127.0.0.1', '8.8.8.8']:\n    try:\n"
@@ -141,6 +143,7 @@ def run_attacks(backend, root):
         notebooks = {name: notebooks[name] for name in USER_ATTACKS}
     limits = {name: LIMITS for name in notebooks}
     limits["notebook_time"] = replace(LIMITS, cell_seconds=5, notebook_seconds=6)
+    limits["working_dir_fill"] = replace(LIMITS, scratch_bytes=16 * 2**20, tmp_bytes=16 * 2**20)
     slots = queue.Queue()
     for slot in SLOTS[backend]:
         slots.put(slot)
@@ -229,6 +232,16 @@ def test_output_flood_is_capped(outcome, backend):
 def test_file_size_limit(outcome, backend):
     _, verdict, text = outcome(backend)[0]["big_file"]
     assert "File too large" in text and verdict.passed  # Python ignores SIGXFSZ: write fails
+
+
+@both_backends
+def test_the_working_directory_is_bounded(outcome, backend):
+    execution, verdict, text = outcome(backend)[0]["working_dir_fill"]
+    assert "wrote 256 MiB" not in text
+    if backend == "bwrap":  # a sized tmpfs: the write fails, the kernel goes on
+        assert "No space left on device" in text and verdict.passed, text
+    else:  # the host's disk: the worker stops the kernel past scratch_bytes + tmp_bytes
+        assert any("into its working directory; the kernel was stopped" in e for e in execution.events), execution
 
 
 @both_backends
