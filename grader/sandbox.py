@@ -199,14 +199,18 @@ def bwrap_args(*, runtime_dir, capture_dir, support_files, env, limits, sources)
     return args
 
 
-def _reachable_by_others(path):
-    """True when every directory on the way to `path` lets any user through."""
+def _closed_folder(path):
+    """The first folder on the way to `path` that other users cannot pass; None if every one lets them."""
     parts = os.path.realpath(path).split("/")
     for i in range(1, len(parts)):
-        directory = "/".join(parts[:i]) or "/"
-        if not os.stat(directory).st_mode & 0o001:
-            return False
-    return True
+        folder = "/".join(parts[:i]) or "/"
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def _reachable_by_others(path):
+    return _closed_folder(path) is None
 
 
 def _stage_unreachable(paths, staging_dir):
@@ -353,16 +357,6 @@ def _expose(paths):
         os.close(fd)
 
 
-def _closed_folder(path):
-    """The first folder on the way to `path` that other users cannot pass."""
-    parts = os.path.realpath(path).split("/")
-    for i in range(2, len(parts) + 1):
-        folder = "/".join(parts[:i])
-        if not os.stat(folder).st_mode & 0o001:
-            return folder
-    return path
-
-
 def exec_as_user(spec, command):
     """Set rlimits, become the slot's sandbox user, refuse network sockets and exec the kernel
     in its private working directory (this process becomes the kernel)."""
@@ -464,10 +458,6 @@ def remove_user_files(uid, keep=()):
                 os.unlink(entry.path)
 
 
-def sandbox_user_name(uid):
-    return f"grader-sandbox-{uid}"
-
-
 def ensure_sandbox_user(uid):
     """The system account of the sandbox `uid`, created on first use (no home, no login shell).
 
@@ -475,14 +465,18 @@ def ensure_sandbox_user(uid):
     backend kills every process of its uid after each notebook and the kernel
     could read that account's files.
     """
-    name = sandbox_user_name(uid)
+    name = f"grader-sandbox-{uid}"
     for _ in range(50):  # workers starting at once contend for /etc/passwd's lock
         try:
             owner = pwd.getpwuid(uid).pw_name
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-                            "--shell", "/usr/sbin/nologin", "--user-group", "--uid", str(uid), name],
-                           capture_output=True)
+            try:
+                subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+                                "--shell", "/usr/sbin/nologin", "--user-group", "--uid", str(uid), name],
+                               capture_output=True)
+            except FileNotFoundError:
+                raise SandboxUnavailable("useradd is not installed (Debian: the passwd package); the user "
+                                         f"sandbox needs it to create its account {name}") from None
             time.sleep(0.1)
             continue
         if owner != name:
