@@ -373,6 +373,7 @@ def exec_as_user(spec, command):
     # Set after the uid change, which clears it: the kernel dies with the grader's worker.
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     os.chdir(spec["work_dir"])
+    os.umask(0o077)  # what it writes to the shared /tmp is not readable by another slot's kernel
     network_filter().load()  # also sets no_new_privs: setuid programs gain nothing
     os.execve(command[0], command, spec["env"])
 
