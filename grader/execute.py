@@ -231,7 +231,7 @@ def folder_bytes(directory):
 async def _enforce_quota(km, quotas, execution):
     """Kill the kernel as soon as one group of folders holds more than its quota.
 
-    `quotas`: [(folders, bytes, what they are, for the message)].
+    `quotas`: [(folders, quota in bytes, what the folders are, for the message)].
     """
     while True:
         await asyncio.sleep(SHARED_FOLDER_POLL_SECONDS)
