@@ -110,7 +110,6 @@ class AutogradeRun:
 
     results: list = field(default_factory=list)
     not_graded: dict = field(default_factory=dict)
-    sandbox: str = ""  # the line naming the sandbox the kernels ran in
 
     def __iter__(self):
         return iter(self.results)
@@ -156,7 +155,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     `limits`: the sandbox's limits (default: the assignment's measured time
     limits, grader/limits.py). `sandbox_backend`: auto (default: $GRADER_SANDBOX,
     else auto: bubblewrap, or the user backend where bubblewrap cannot start),
-    bwrap or user; the run's `sandbox` names the one used.
+    bwrap or user; the console's first line names the one used.
 
     No one submission can stop the run: any error while reading, running,
     judging or recording one student's work puts that student in the
@@ -168,7 +167,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     if progress:
         console.print(sandbox_line)
     limits = limits or assignment_limits(assignment)
-    run, jobs, likely_seconds = AutogradeRun(sandbox=sandbox_line), [], {}
+    run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe, backend):
         earlier = _earlier_result(job)
         if earlier is None or force:
