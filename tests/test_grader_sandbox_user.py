@@ -115,7 +115,8 @@ def test_network_grader_files_and_fork_bomb_are_refused_and_the_student_is_grade
         os.makedirs(os.path.join(root, "inbox", "mallory"))
         nbformat.write(nb, os.path.join(root, "inbox", "mallory", "attention.ipynb"))
         course.collect(path, "attention", os.path.join(root, "inbox"))
-        env = {**os.environ, "PYTHONPATH": kit, "GRADER_SANDBOX_UID_BASE": str(uid_base)}
+        env = {key: value for key, value in os.environ.items() if key != "GRADER_ASSIGNMENTS"}
+        env.update(PYTHONPATH=kit, GRADER_SANDBOX_UID_BASE=str(uid_base))  # the copy's assignments
         with accepting(listener) as connections:
             graded = subprocess.run([sys.executable, "-m", "grader", "autograde", path, "attention",
                                      "--sandbox", "user", "--workers", "1"],
