@@ -15,7 +15,7 @@ import os
 import sys
 
 from benchmarks import tasks
-from benchmarks.config import add_options, config_from_options
+from benchmarks.config import add_options, config_from_options, job_environment
 from cluster import executor as cluster_executor
 
 
@@ -46,9 +46,12 @@ def build_parser():
     add_data_arguments(run)
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     add_options(run, grids=("learning_rate",))
-    run.add_argument("--gpu", action="store_true", help="both --mixed-precision and --jit-compile")
+    run.add_argument("--gpu", action="store_true",
+                     help="both --mixed-precision and --jit-compile (already the default where the jobs run on GPUs)")
     run.add_argument("--executor", choices=cluster_executor.EXECUTORS, default="local",
                      help="run the fine-tuning jobs here, one after another, or as Ray tasks on a cluster")
+    run.add_argument("--jobs-per-gpu", type=int, default=1,
+                     help="with --executor ray: fine-tunings sharing each GPU (small models leave a GPU mostly idle)")
     run.add_argument("--ray-address", help="the Ray cluster for --executor ray (default: $RAY_ADDRESS or a local Ray)")
     run.add_argument("--db", default="demo_output/benchmarks/results.db",
                      help="SQLite file, or a database URL (postgresql://user@host/db)")
@@ -104,12 +107,22 @@ def command_baseline(args):
 
 
 def command_run(args):
+    if args.jobs_per_gpu < 1 or (args.jobs_per_gpu > 1 and args.executor != "ray"):
+        sys.exit("error: --jobs-per-gpu takes a count of at least 1, and more than 1 needs --executor ray "
+                 "(without --ray-address it starts a Ray on this machine).")
+    environment = job_environment(args.jobs_per_gpu)
+    if args.executor == "ray":
+        # The driver only checks submissions: it must not take a GPU's memory from the jobs.
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    else:
+        os.environ.update(environment)  # the jobs run in this process; set before Keras starts
     from benchmarks import results, runner
 
     database = results.ResultsDatabase(args.db)
-    # One GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
-    executor = cluster_executor.make_executor(args.executor, args.ray_address, num_gpus="auto",
-                                              env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
+    # 1/N of a GPU per job where the cluster has GPUs; the workers use the driver's Keras backend.
+    executor = cluster_executor.make_executor(
+        args.executor, args.ray_address, num_gpus="auto", jobs_per_gpu=args.jobs_per_gpu,
+        env_vars=environment | {"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
     if args.baselines:
         from benchmarks import baselines
 

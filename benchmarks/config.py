@@ -6,6 +6,7 @@ starts without loading Keras.
 
 import argparse
 import dataclasses
+import os
 import typing
 
 
@@ -28,11 +29,23 @@ class FineTuneConfig:
     sequence_length: int = option(128, "tokens per example (longer pairs are truncated)")
     max_train_examples: int | None = option(None, "a fixed random subset of the training set (quick runs)")
     max_eval_examples: int | None = option(None, "only the first N dev/test examples (quick runs)")
-    mixed_precision: bool = option(False, "bf16 mixed precision")
-    jit_compile: bool = option(False, "XLA compilation")
+    # None: decided by the hardware the jobs run on (`for_hardware`): on with a GPU, off on CPUs.
+    mixed_precision: bool | None = option(None, "bf16 mixed precision (default: on where the jobs run on GPUs)")
+    jit_compile: bool | None = option(None, "XLA compilation (default: on where the jobs run on GPUs)")
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    def for_hardware(self, gpus):
+        """This config with the hardware defaults filled in: bf16 and XLA on GPUs, neither on CPUs.
+
+        On a CPU bf16 is slower than float32 and XLA's compile time rarely
+        pays back in a short fine-tuning; on a GPU both are what fast
+        fine-tuning uses. Runs are stored with the resolved values, so a GPU
+        run and a CPU run of one recipe are different runs.
+        """
+        return dataclasses.replace(self, **{name: bool(gpus) for name in ("mixed_precision", "jit_compile")
+                                            if getattr(self, name) is None})
 
 
 def add_options(parser, grids=()):
@@ -44,7 +57,7 @@ def add_options(parser, grids=()):
     for field in dataclasses.fields(FineTuneConfig):
         flag = "--" + field.name.replace("_", "-")
         help = field.metadata["help"] + " (default: %(default)s)"
-        if field.type is bool:
+        if bool in (field.type, *typing.get_args(field.type)):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help)
             continue
         value_type = next(t for t in typing.get_args(field.type) or (field.type,) if t is not type(None))
@@ -60,3 +73,21 @@ def config_from_options(args, **overrides):
     values = {field.name: getattr(args, field.name) for field in dataclasses.fields(FineTuneConfig)
               if hasattr(args, field.name)}
     return FineTuneConfig(**(values | overrides))
+
+
+def job_environment(jobs_per_gpu=1):
+    """Environment variables for fine-tuning jobs, to set before the Keras backend starts.
+
+    Deterministic GPU kernels (XLA's and cuBLAS's; TensorFlow's are switched
+    on by the job itself, see `runner.fine_tune_job`), so that a rerun on the
+    same GPU gives the same scores: a board must not reorder on a rerun. With
+    several jobs per GPU each job takes its share of the GPU's memory instead
+    of JAX's default 75% (TensorFlow grows on demand).
+    """
+    xla_flags = os.environ.get("XLA_FLAGS", "")
+    if "--xla_gpu_deterministic_ops" not in xla_flags:
+        xla_flags = f"{xla_flags} --xla_gpu_deterministic_ops=true".strip()
+    environment = {"XLA_FLAGS": xla_flags, "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    if jobs_per_gpu > 1:
+        environment |= {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / jobs_per_gpu:.3f}", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    return environment

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from benchmarks import baselines, metrics, tasks  # noqa: E402
+from lms.gradescope import results_json  # noqa: E402
 
 TASK_ORDER = tasks.GLUE_TASKS + ("AX",)
 SUBMISSION_FILES = tuple(tasks.TASKS[name].submission_file for name in TASK_ORDER)
@@ -411,17 +412,20 @@ def write_gradescope(database, folder):
         glue = metrics.glue_score(task_metrics)
         ordered = [t for t in TASK_ORDER if t in task_metrics]
         mean_score = float(np.mean([metrics.task_score(t, task_metrics[t]) for t in ordered if t != "AX"] or [0.0]))
-        leaderboard_entries = [{"name": "GLUE score", "value": round(glue, 2) if glue is not None else "-"}]
-        leaderboard_entries += [{"name": t, "value": round(metrics.task_score(t, task_metrics[t]), 2)} for t in ordered]
-        result = {
-            "score": round(glue if glue is not None else mean_score, 2),
-            "output": f"{name}: " + ("GLUE score %.1f" % glue if glue is not None else "mean dev score %.1f over %s" % (mean_score, ", ".join(ordered))),
-            "leaderboard": leaderboard_entries,
-            "tests": [
-                {"name": t, "score": round(metrics.task_score(t, task_metrics[t]), 2), "output": json.dumps({k: round(v, 2) for k, v in task_metrics[t].items()})}
-                for t in ordered
-            ],
-        }
+        task_scores = {t: round(metrics.task_score(t, task_metrics[t]), 2) for t in ordered}
+        leaderboard_entries = [{"name": "GLUE score", "value": round(glue, 2) if glue is not None else "-", "order": "desc"}]
+        leaderboard_entries += [{"name": t, "value": task_scores[t], "order": "desc"} for t in ordered]
+        # Each task's test reports a score out of 100 (a benchmark, not a pass/fail check): it passed by running.
+        task_tests = [
+            {"name": t, "score": task_scores[t], "max_score": 100, "status": "passed", "output": json.dumps({k: round(v, 2) for k, v in task_metrics[t].items()})}
+            for t in ordered
+        ]
+        result = results_json(
+            task_tests,
+            score=round(glue if glue is not None else mean_score, 2),
+            output=f"{name}: " + ("GLUE score %.1f" % glue if glue is not None else "mean dev score %.1f over %s" % (mean_score, ", ".join(ordered))),
+            leaderboard=leaderboard_entries,
+        )
         target = os.path.join(folder, name)
         os.makedirs(target, exist_ok=True)
         paths.append(os.path.join(target, "results.json"))

@@ -135,10 +135,10 @@ class BenchmarkRunner:
         self.glue_dir = glue_dir
         self.plan = planned_tasks(task_names)
         self.seeds = list(seeds)
-        self.config = config
-        self.arrays = TaskArrays(glue_dir, cache_dir, config)
-        self.progress = progress
         self.executor = executor or cluster_executor.LocalExecutor()
+        self.config = config.for_hardware(self.executor.gpu_count())
+        self.arrays = TaskArrays(glue_dir, cache_dir, self.config)
+        self.progress = progress
         self.versions = results.library_versions()
 
     def run(self, submission_folders):
@@ -294,6 +294,11 @@ def fine_tune_job(job, model_files, data, step_bars=None):
     # Seeded before loading: the encoder's dropout layers draw their seeds when
     # built, so a run must not depend on what this process did before.
     keras.utils.set_random_seed(job.seed)
+    if keras.backend.backend() == "tensorflow" and cluster_executor.local_gpu_count():
+        import tensorflow as tf
+
+        # Only where there is a GPU: on CPUs it changes nothing but makes unseeded random ops raise.
+        tf.config.experimental.enable_op_determinism()
     with tempfile.TemporaryDirectory(prefix="benchmark-encoder-") as folder:
         for name, content in model_files.items():
             with open(os.path.join(folder, name), "wb") as handle:

@@ -40,6 +40,10 @@ class LocalExecutor:
         self.initializer = initializer
         self.in_process = processes is None  # jobs can draw progress bars on this terminal
 
+    def gpu_count(self):
+        """GPUs the jobs can use: those of this process's Keras backend."""
+        return local_gpu_count()
+
     def share(self, value):
         return value
 
@@ -73,13 +77,14 @@ class LocalExecutor:
 class RayExecutor:
     """One Ray task per job on the cluster at `address` (None: $RAY_ADDRESS, else a new local Ray).
 
-    Each task declares `num_cpus` and `num_gpus` ("auto": one GPU when the
-    cluster has any). `env_vars` are set in the workers, which do not inherit
-    the driver's environment (e.g. KERAS_BACKEND). A task whose worker or
-    node is lost is re-run elsewhere up to `max_retries` times.
+    Each task declares `num_cpus` and `num_gpus` ("auto": 1 / `jobs_per_gpu`
+    of a GPU when the cluster has any, so Ray runs that many jobs on each
+    GPU). `env_vars` are set in the workers, which do not inherit the
+    driver's environment (e.g. KERAS_BACKEND). A task whose worker or node is
+    lost is re-run elsewhere up to `max_retries` times.
     """
 
-    def __init__(self, address=None, num_cpus=1, num_gpus=0, env_vars=None, max_retries=3):
+    def __init__(self, address=None, num_cpus=1, num_gpus=0, env_vars=None, max_retries=3, jobs_per_gpu=1):
         import ray
 
         self.ray = ray
@@ -87,9 +92,13 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": dict(env_vars or {})})
         if num_gpus == "auto":
-            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) else 0
+            num_gpus = 1 / jobs_per_gpu if self.gpu_count() else 0
         self.options = dict(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)
         self.in_process = False
+
+    def gpu_count(self):
+        """GPUs in the Ray cluster."""
+        return int(self.ray.cluster_resources().get("GPU", 0))
 
     def share(self, value):
         return self.ray.put(value)
@@ -112,11 +121,21 @@ class RayExecutor:
                 yield job, None, JobLost(summary)
 
 
+def local_gpu_count():
+    """GPUs this process's Keras backend sees (0 on a CPU-only host)."""
+    import keras
+
+    try:
+        return len(keras.distribution.list_devices("gpu"))
+    except RuntimeError:  # JAX raises when it has no GPU platform
+        return 0
+
+
 def make_executor(kind="local", ray_address=None, **options):
-    """`kind` "local" (options: processes, initializer) or "ray" (options: num_cpus, num_gpus, env_vars)."""
+    """`kind` "local" (options: processes, initializer) or "ray" (options: num_cpus, num_gpus, env_vars, jobs_per_gpu)."""
     if kind == "local":
         return LocalExecutor(options.get("processes"), options.get("initializer"))
     if kind == "ray":
         return RayExecutor(ray_address, **{k: v for k, v in options.items()
-                                           if k in ("num_cpus", "num_gpus", "env_vars")})
+                                           if k in ("num_cpus", "num_gpus", "env_vars", "jobs_per_gpu")})
     raise ValueError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")

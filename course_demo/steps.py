@@ -156,7 +156,7 @@ def grading(state):
     state["console"].print(table)
     (state["output"] / "grades.json").write_text(json.dumps(grades, indent=1))
     state["grades"] = grades
-    state["console"].print(f"Feedback: {root}/feedback/<student>/attention/feedback.html "
+    state["console"].print(f"Feedback: {root}/feedback/<student>/attention/attention.html "
                            f"({len(feedback_files)} files); gradebook CSV: {csv_path}; "
                            f"Gradescope: {root}/exports/gradescope/")
 

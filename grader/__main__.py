@@ -1,4 +1,5 @@
-"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ASSIGNMENT, or check|new-assignment|measure ASSIGNMENT"""
+"""python -m grader setup|generate|collect|autograde|feedback|export COURSE ASSIGNMENT, or
+check|new-assignment|measure|gradescope ASSIGNMENT"""
 
 import argparse
 import json
@@ -9,6 +10,7 @@ from nbgrader.api import MissingEntry
 
 from cluster import executor as cluster_executor
 from grader import course, limits, sandbox
+from lms.gradescope import VISIBILITIES
 
 
 BACKENDS = ("tensorflow", "jax")
@@ -78,6 +80,17 @@ def main(argv=None):
     measure.add_argument("assignment")
     measure.add_argument("--multiple", type=float, default=limits.MULTIPLE,
                          help="limits = this many times the reference run (default: %(default)s)")
+    gradescope = commands.add_parser("gradescope", help="build a Gradescope autograder zip that grades "
+                                     "ASSIGNMENT with this grader")
+    gradescope.add_argument("assignment")
+    gradescope.add_argument("--out", help="the zip to write (default: ASSIGNMENT-gradescope.zip)")
+    gradescope.add_argument("--secret-tests", choices=VISIBILITIES, default="after_published",
+                            help="Gradescope visibility of the tests, which run on secret inputs "
+                                 "(default: %(default)s)")
+    gradescope_run = commands.add_parser("gradescope-run", help="grade ROOT/submission into "
+                                         "ROOT/results/results.json (what the zip's run_autograder runs)")
+    gradescope_run.add_argument("--root", help="Gradescope's folder (default: $GRADER_GRADESCOPE_ROOT, "
+                                "else /autograder)")
     args = parser.parse_args(argv)
     if args.backend:
         select_backend(args.backend)
@@ -94,6 +107,9 @@ def main(argv=None):
         if wrong:
             sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
                      f"{', '.join(wrong)}")
+        return
+    if args.command in ("gradescope", "gradescope-run"):
+        gradescope_command(args)
         return
     if args.command == "new-assignment":
         from grader import scaffold
@@ -148,6 +164,22 @@ def main(argv=None):
             print(course.export(args.course, args.assignment))
         except course.NotGradedError as error:
             sys.exit(f"error: {error}")
+
+
+def gradescope_command(args):
+    from grader.gradescope import autograder
+    if args.command == "gradescope":
+        try:
+            print(autograder.build(args.assignment, args.out, args.secret_tests))
+        except (KeyError, ValueError, FileNotFoundError) as error:
+            sys.exit(f"error: {error.args[0]}")
+        return
+    try:
+        results = autograder.grade(args.root)
+    except sandbox.SandboxUnavailable as error:
+        sys.exit(f"error: not graded, no results.json written: {error}")
+    print(f"{results['score']:g} / {sum(test['max_score'] for test in results['tests']):g} "
+          f"in {results['execution_time']:g} s")
 
 
 def autograde_failure(run, course_dir, assignment):

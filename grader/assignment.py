@@ -14,7 +14,9 @@ The folder holds everything about the assignment:
 * `bugs.py`: the catalogue of known bugs (`BUGS`, graded function ->
   [(description, text in the solution, replacement)]) and alternative correct
   solutions (`CORRECT`, graded function -> {description: definition}). The
-  mutation tests and the feedback's "known bug" lines both read it.
+  mutation tests and the feedback's "known bug" lines both read it;
+* `leaderboard.py` (optional): `LEADERBOARD`, the Gradescope leaderboard's columns, each
+  computed from one graded case's outputs (`grader/gradescope/autograder.py`). Never released.
 
 Assignments are discovered: a folder of the assignments root holding a notebook
 of its own name is one. The root is `assignments/` in this repository, or
@@ -35,7 +37,7 @@ from grader.runtime import grading_runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT_VARIABLE = "GRADER_ASSIGNMENTS"
-STAFF_FILES = ("inputs.py", "reference.py", "bugs.py")
+STAFF_FILES = ("inputs.py", "reference.py", "bugs.py", "leaderboard.py")
 CAPTURE = re.compile(r"""\bcapture\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
 LOCAL_CHECK = re.compile(r"""\blocal_check\(\s*["']([\w.]+)["']""")
 
@@ -108,6 +110,13 @@ class Assignment:
         """(BUGS, CORRECT) from bugs.py."""
         module = self._module("bugs")
         return module.BUGS, module.CORRECT
+
+    @functools.cached_property
+    def leaderboard(self):
+        """LEADERBOARD from leaderboard.py: [{"name", "case", "value", "order"?}]; [] without the file."""
+        if not os.path.isfile(os.path.join(self.folder, "leaderboard.py")):
+            return []
+        return self._module("leaderboard").LEADERBOARD
 
     def notebook(self):
         return nbformat.read(self.notebook_path, as_version=4)

@@ -10,7 +10,7 @@
   two submissions graded one at a time in the real sandbox with the course
   commands: the source notebook (full marks expected) and the released stub
   (zero expected, no crash). Each notebook runs its training demos in full, a
-  few CPU-minutes for all five assignments, so this is run after editing a
+  few CPU-minutes for all the assignments, so this is run after editing a
   notebook (`make check-assignments`), not in `make test`.
 * `measure`: the solution's run in the sandbox, timed, and the assignment's
   time limits derived from it (`grader.limits`) written to its grading.json.

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import Bool, Dict, Unicode
 
-from grader import sandbox
+from grader import cgroups, sandbox
 
 STDERR_TAIL_BYTES = 4000
 
@@ -37,6 +37,7 @@ class Execution:
     seconds: float = 0.0
     kernel_stderr_tail: str = ""
     cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
+    sandbox_peak_bytes: int | None = None  # all the sandbox's processes and tmpfs together (cgroup hosts only)
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -317,7 +318,7 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     """
     uid = sandbox.sandbox_uid(slot)
     runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
-    scratch = private_dir = None
+    scratch = private_dir = group = None
     execution = Execution()
     started = time.monotonic()
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
@@ -331,8 +332,10 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
         kernel_kwargs = {"cwd": scratch, "env": env}
     else:
         backend = sandbox.choose_backend(backend)[0]
+        group = cgroups.create(f"{uid}-{os.getpid()}-{time.monotonic_ns()}", limits.memory_bytes, limits.processes)
         spec = dict(backend=backend, runtime_dir=runtime_dir, capture_dir=capture_dir,
-                    support_files=support_files, limits=asdict(limits), uid=uid)
+                    support_files=support_files, limits=asdict(limits), uid=uid,
+                    cgroup=group and group.to_spec())
         if backend == "user":
             sandbox.ensure_sandbox_user(uid)
             scratch = _working_copy("grader-work-", support_files, work_dir, uid)
@@ -358,6 +361,12 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     except Exception as error:  # a kernel that never started, a protocol error, ...
         execution.events.append(f"the notebook could not be run: {type(error).__name__}: {error}")
     execution.kernel_stderr_tail = stderr.close()
+    if group is not None:
+        execution.sandbox_peak_bytes = group.peak_bytes()
+        if group.hit_memory_limit():
+            execution.events.append(f"the notebook's processes together reached its memory limit "
+                                    f"({limits.memory_bytes // 2**20} MiB) and the largest was stopped")
+        group.remove()
     for directory in (runtime_dir, private_dir, scratch):
         if directory:
             shutil.rmtree(directory, ignore_errors=True)

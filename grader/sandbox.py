@@ -8,7 +8,9 @@ directory for its kernel sockets, and one writable capture directory. It has
 no network (its own empty network namespace), its own PID/IPC/UTS namespaces,
 no capabilities, and runs as a dedicated unprivileged user per worker slot
 when the grader runs as root. Resource limits (rlimits) bound memory, CPU
-time, processes and file size; wall-clock limits are enforced by the caller.
+time, processes and file size of each process; a control group per sandbox
+(`cgroups.py`, where the host offers one) bounds the memory and processes of
+all of them together; wall-clock limits are enforced by the caller.
 
 The course directory, the gradebook, source notebooks, other submissions and
 the grader's reference code are simply not mounted.
@@ -264,6 +266,14 @@ def set_rlimits(limits):
         resource.setrlimit(rlimit, (value, value))
 
 
+def join_cgroup(spec):
+    """Move this launcher into the sandbox's control group, if the host gave it one (both backends)."""
+    if spec.get("cgroup"):  # before the rlimits and the uid change: joining needs root
+        import cgroups  # beside this file: the launcher runs as a script, with this folder on sys.path
+
+        cgroups.SandboxCgroup.from_spec(spec["cgroup"]).join()
+
+
 def exec_sandboxed(spec, command):
     """Set rlimits, drop to the sandbox uid and exec bwrap (this process becomes the sandbox)."""
     if spec.get("backend") == "user":
@@ -278,6 +288,7 @@ def exec_sandboxed(spec, command):
     args = bwrap_args(runtime_dir=spec["runtime_dir"], capture_dir=spec["capture_dir"],
                       support_files=spec["support_files"], env=spec["env"], limits=limits,
                       sources=sources)
+    join_cgroup(spec)
     set_rlimits(limits)
     if os.geteuid() == 0:
         uid = str(spec["uid"])
@@ -363,6 +374,7 @@ def exec_as_user(spec, command):
     unreachable = [p for p in system_binds() if not _reachable_by_others(p)]
     if unreachable:
         _expose(unreachable)
+    join_cgroup(spec)
     set_rlimits(Limits(**spec["limits"]))
     if os.getsid(0) != os.getpid():  # jupyter_client usually starts it in a session of its own
         os.setsid()  # no controlling terminal to inject keystrokes into

@@ -120,10 +120,12 @@ def drop_malformed_metadata(nb):
 def restore_trusted_cells(nb, trusted_cells):
     """Put back every locked cell (source and nbgrader metadata) as released.
 
-    `trusted_cells` is the source notebook's locked cells in order:
-    [{"name", "source", "cell_type", "nbgrader"}]. Edited cells are restored,
-    duplicates of a locked cell dropped, deleted ones re-inserted just before the
-    next locked cell (after the student's solution). Returns messages for the student.
+    `trusted_cells` is the source notebook's locked cells and manually graded
+    answer cells in order: [{"name", "source", "cell_type", "nbgrader", "answer"?}].
+    Edited locked cells are restored, an answer cell keeps the student's text
+    under its released metadata (its points cannot be raised), duplicates are
+    dropped, deleted cells re-inserted just before the next trusted cell (after
+    the student's solution). Returns messages for the student.
     """
     problems = drop_malformed_metadata(nb)
     trusted = {cell["name"]: cell for cell in trusted_cells}
@@ -136,7 +138,9 @@ def restore_trusted_cells(nb, trusted_cells):
                 continue
             seen.add(name)
             original = trusted[name]
-            if cell.source != original["source"] or cell.cell_type != original["cell_type"]:
+            if original.get("answer"):
+                original = dict(original, source=cell.source)  # the student's answer
+            elif cell.source != original["source"] or cell.cell_type != original["cell_type"]:
                 problems.append(f"locked cell {name!r} was edited; the original was restored")
             if _grading_fields(cell.metadata.get("nbgrader", {})) != _grading_fields(original["nbgrader"]):
                 problems.append(f"the grading metadata of cell {name!r} was edited; it was restored")
@@ -150,7 +154,9 @@ def restore_trusted_cells(nb, trusted_cells):
     for i, original in enumerate(trusted_cells):
         if original["name"] in seen:
             continue
-        problems.append(f"locked cell {original['name']!r} was missing; it was put back")
+        kind = "answer cell" if original.get("answer") else "locked cell"
+        problems.append(f"{kind} {original['name']!r} was missing; it was put back"
+                        + (" empty" if original.get("answer") else ""))
         # Just before the next locked cell that follows it, so after the student's
         # solution for the same section; at the end when none follows.
         later = {c["name"] for c in trusted_cells[i + 1:]}
@@ -332,13 +338,20 @@ def judge_submission(job, runs):
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
     result["max_score"] = sum(n["max_score"] for n in result["notebooks"].values())
-    _write_log(job.autograded_dir, result)
-    _write_atomic(os.path.join(job.autograded_dir, RESULT_FILE), json.dumps(result, indent=1))
+    save_result(job.autograded_dir, result)
     return result
+
+
+def save_result(out_dir, result):
+    """grader.log, then the result file, each written atomically (the result file marks the work done)."""
+    _write_log(out_dir, result)
+    _write_atomic(os.path.join(out_dir, RESULT_FILE), json.dumps(result, indent=1))
 
 
 def _write_log(out_dir, result):
     lines = [f"{result['student']} / {result['assignment']}: {result['score']:g} / {result['max_score']:g}"]
+    if result.get("late"):  # recorded by the course's late policy (grader/course/late.py)
+        lines.append(f"  {result['late']['summary']}")
     for name, nb in result["notebooks"].items():
         lines.append(f"[{name}] ran in {nb['seconds']} s" + (f", sandbox: {nb['sandbox']}" if nb.get("sandbox") else ""))
         lines += [f"  problem: {p}" for p in nb["problems"]] + [f"  event: {e}" for e in nb["events"]]

@@ -32,7 +32,7 @@ def test_every_assignment_folder_is_an_assignment():
     folders = sorted(entry for entry in os.listdir(assignments.root())
                      if os.path.isdir(os.path.join(assignments.root(), entry)) and entry != "__pycache__")
     assert folders == ASSIGNMENTS
-    assert {"attention", "elmo", "bert", "after_bert", "gpt"} <= set(ASSIGNMENTS)
+    assert {"attention", "elmo", "bert", "after_bert", "gpt", "longer_context"} <= set(ASSIGNMENTS)
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import metrics, reports, results, tasks
 from benchmarks.builtin_suite import write_builtin_suite
+from lms.gradescope import problems
 from tests.test_benchmarks_metrics import BERT_BASE_TEST
 
 
@@ -54,7 +55,9 @@ def test_gradescope_results_have_the_leaderboard_field(database, tmp_path):
     with open(path) as handle:
         result = json.load(handle)
     assert result["score"] == round(metrics.glue_score(BERT_BASE_TEST), 2)
-    assert result["leaderboard"][0] == {"name": "GLUE score", "value": round(metrics.glue_score(BERT_BASE_TEST), 2)}
+    assert result["leaderboard"][0] == {"name": "GLUE score", "value": round(metrics.glue_score(BERT_BASE_TEST), 2),
+                                        "order": "desc"}
+    assert problems(result) == [] and all(test["max_score"] == 100 for test in result["tests"])
     assert {entry["name"] for entry in result["leaderboard"]} >= set(tasks.GLUE_TASKS)
 
 

@@ -51,7 +51,7 @@ def test_feedback_names_the_known_bug(demo):
     grades = json.loads((output / "grades.json").read_text())
     assert any("known bug: causal mask off by one" in line for line in grades["ben"]["feedback"])
     assert any("known bug: mask applied after the softmax" in line for line in grades["chen"]["feedback"])
-    html = (output / "course" / "feedback" / "ben" / "attention" / "feedback.html").read_text()
+    html = (output / "course" / "feedback" / "ben" / "attention" / "attention.html").read_text()
     assert "causal mask off by one" in html
 
 

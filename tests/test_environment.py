@@ -45,3 +45,19 @@ def test_the_issue_named_versions_are_pinned():
 def test_installed_versions_are_the_pinned_ones():
     for name, pinned in pyproject_pins().items():
         assert version(name) == pinned, name
+
+
+def test_the_commands_for_people_are_installed_entry_points():
+    import importlib
+    import subprocess
+    import sys
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"lm-grader", "lm-benchmarks", "lm-course-demo"}
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), name
+    # The installed grader command answers as `python -m grader` does.
+    grader = Path(sys.executable).parent / "lm-grader"
+    assert grader.exists(), "reinstall the kit (`make install`): pyproject.toml's scripts changed"
+    assert "autograde" in subprocess.run([grader, "--help"], capture_output=True, text=True, check=True).stdout

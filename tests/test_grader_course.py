@@ -115,5 +115,5 @@ def test_exports_and_feedback(graded):
         gradescope = json.load(f)
     assert gradescope["score"] == 4 and len(gradescope["tests"]) == 6
     assert {"name", "score", "max_score", "visibility", "output"} <= set(gradescope["tests"][0])
-    with open(os.path.join(path, "feedback", "partial", "attention", "feedback.html")) as f:
+    with open(os.path.join(path, "feedback", "partial", "attention", "attention.html")) as f:
         assert "off by one" in f.read()

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from nbgrader.api import Gradebook, MissingEntry
 
-from grader import assignment, course, sandbox, verdicts
+from grader import assignment, cgroups, course, sandbox, verdicts
 from grader.__main__ import main
 from grader.runtime import grading_runtime
 from grader.submission import restore_trusted_cells
@@ -299,6 +299,13 @@ def strains():
         "capture_flood": ["import os\nfor i in range(100):\n"
                           "    open(os.environ['GRADER_CAPTURE_DIR'] + f'/f{i}', 'wb').write(b'0' * 8 * 2**20)\n"
                           "print('wrote 800 MiB')"],
+        # Each child alone is under the per-process limit; together they are over the sandbox's.
+        "many_children": ["import multiprocessing, time\n"
+                          "def hold(i):\n    block = bytearray(700 * 2**20)\n"
+                          "    block[::4096] = b'1' * len(block[::4096])\n    time.sleep(3)\n"
+                          "children = [multiprocessing.Process(target=hold, args=(i,)) for i in range(4)]\n"
+                          "[c.start() for c in children]; [c.join() for c in children]\n"
+                          "print('exit codes', [c.exitcode for c in children])"],
         # ipykernel turns fd 2 into outputs; its copy of the kernel's own stderr is the way out.
         "stderr_flood": ["import os, sys\nfor _ in range(300):\n"
                          "    os.write(sys.stderr._original_stdstream_copy, b'e' * 2**20)\nprint('stderr done')"],
@@ -345,6 +352,15 @@ def test_tmp_and_dev_shm_are_sized_and_dev_is_read_only(strained):
     assert outcome["grader_peak"] < GRADER_PEAK
     # tmpfs pages are not resident memory of any process: the sizes above are what bounds them
     assert outcome["sandbox_peak"] < STRAIN_LIMITS.memory_bytes - 2 * STRAIN_LIMITS.tmp_bytes
+
+
+@pytest.mark.skipif(cgroups.describe_accounting().startswith("rlimits"),
+                    reason=f"this host bounds memory by {cgroups.describe_accounting()}")
+def test_the_sandbox_memory_limit_holds_for_all_its_processes_together(strained):
+    outcome = strained["many_children"]
+    assert STRAIN_LIMITS.memory_bytes // 2 < outcome["execution"].sandbox_peak_bytes <= STRAIN_LIMITS.memory_bytes
+    assert "exit codes" in outcome["text"] and "-9" in outcome["text"]  # 2.8 GiB asked: some were stopped
+    assert any("memory limit (2048 MiB)" in event for event in outcome["execution"].events)
 
 
 def test_comm_flood_is_dropped_unread(strained):

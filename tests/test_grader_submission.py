@@ -65,3 +65,22 @@ def test_changed_points_are_put_back():
     problems = restore_trusted_cells(nb, LOCKED)
     assert problems == ["the grading metadata of cell 'test' was edited; it was restored"]
     assert nb.cells[1].metadata.nbgrader["points"] == 2
+
+
+ANSWER = {"name": "written", "source": "YOUR ANSWER HERE", "cell_type": "markdown", "answer": True,
+          "nbgrader": {"grade": True, "grade_id": "written", "locked": False, "points": 3, "solution": True}}
+
+
+def test_a_written_answer_is_kept_under_its_released_points():
+    answer = nbformat.v4.new_markdown_cell("The mask hides later positions, so ...",
+                                           metadata={"nbgrader": {**ANSWER["nbgrader"], "points": 30}})
+    nb = nbformat.v4.new_notebook(cells=[cell(LOCKED[0]["source"], **LOCKED[0]["nbgrader"]), answer,
+                                         cell(LOCKED[1]["source"], **LOCKED[1]["nbgrader"])])
+    problems = restore_trusted_cells(nb, [LOCKED[0], ANSWER, LOCKED[1]])
+    assert problems == ["the grading metadata of cell 'written' was edited; it was restored"]  # nothing else
+    assert nb.cells[1].source == "The mask hides later positions, so ..."
+    assert nb.cells[1].cell_type == "markdown" and nb.cells[1].metadata.nbgrader["points"] == 3
+    del nb.cells[1]
+    problems = restore_trusted_cells(nb, [LOCKED[0], ANSWER, LOCKED[1]])
+    assert problems == ["answer cell 'written' was missing; it was put back empty"]
+    assert nb.cells[1].source == "YOUR ANSWER HERE"

@@ -5,6 +5,8 @@ The attention notebook ends with a written question (a markdown answer cell wort
 made by the kit, the sandboxed autograde leaves the answer for the formgrader
 (flagged as needing a manual grade); the points an instructor gives there, through
 nbgrader's gradebook as the formgrader's grade API does, add to the exported total.
+The longer_context notebook ends with one too; every answer cell of every
+assignment holds its model answer and rubric.
 """
 
 import csv
@@ -15,7 +17,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from course_demo.sample_students import write_inbox
-from grader import course
+from grader import assignment, course
 
 ASSIGNMENT = "attention"
 WRITTEN = "written_causal_mask"
@@ -60,3 +62,22 @@ def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_
     with open(course.export(path, ASSIGNMENT)) as f:
         [row] = [r for r in csv.DictReader(f) if r["student_id"] == "ada"]
     assert float(row["score"]) == 9 + 1.5 and float(row["max_score"]) == 9 + 2
+
+
+def written_cells(name):
+    return [c for c in assignment.load(name).notebook().cells
+            if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+
+
+def test_the_attention_and_longer_context_notebooks_end_with_a_written_question():
+    assert written_cells("attention") and written_cells("longer_context")
+
+
+@pytest.mark.parametrize("name", assignment.names())
+def test_every_written_answer_cell_holds_a_model_answer_and_a_rubric(name):
+    """A written question's answer cell, in the source notebook: markdown, graded by hand (solution and
+    grade set, points given), with the model answer and the rubric the formgrader shows."""
+    for cell in written_cells(name):
+        meta = cell.metadata.nbgrader
+        assert meta["solution"] and meta["points"] > 0 and not meta["locked"]
+        assert "**Model answer.**" in cell.source and "**Rubric" in cell.source

@@ -2,7 +2,8 @@
 
 One module per stage: `layout` (the course directory, its nbgrader config and
 gradebook, setting up and generating assignments), `inbox` (collecting
-submissions), `grading` (autograding) and `reports` (feedback and exports).
+submissions), `late` (submission times and nbgrader's late penalties),
+`grading` (autograding) and `reports` (feedback and exports).
 Everything is re-exported here, so `from grader import course` is the one
 import a caller needs.
 """
@@ -14,12 +15,12 @@ from grader.course.inbox import (CANVAS_PATTERN, CollectError, changed_students,
                                  submitted_students, unsafe_name)
 from grader.course.layout import (CONFIG, REPO, RUNTIME_DIR, assignment_cases, db_url,
                                   generate, gradebook, nbgrader, release, runtime_files, setup, write_public_checks)
-from grader.course.reports import NotGradedError, export, feedback, gradescope_results, grade_table, load_results
+from grader.course.reports import NotGradedError, export, feedback, grade_table, load_results
 
 __all__ = ["assignment_cases", "autograde", "autograde_jobs", "AutogradeRun",
            "CANVAS_PATTERN", "changed_students", "collect", "collect_zip", "CollectError", "CONFIG",
            "db_url", "export", "feedback", "generate", "grade_again", "grade_table", "gradebook",
-           "gradescope_results", "lms_archives", "load_results", "nbgrader", "NotGradedError",
+           "lms_archives", "load_results", "nbgrader", "NotGradedError",
            "record_grades", "release", "released_files", "REPO", "RUNTIME_DIR", "runtime_files",
            "SafeNameCollector", "setup", "submitted_files", "submitted_students", "trusted_notebooks",
            "unsafe_name", "write_public_checks"]

@@ -8,31 +8,44 @@ import signal
 import traceback
 from dataclasses import dataclass, field
 
-from nbgrader.api import MissingEntry
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
-from grader import assignment as assignments, sandbox, submission
+from grader import assignment as assignments, cgroups, sandbox, submission
+from grader.course import late
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
 from grader.limits import assignment_limits
 
+ANSWER_PLACEHOLDER = "YOUR ANSWER HERE"  # what nbgrader releases in an answer cell
+
+
 def trusted_notebooks(course, assignment):
-    """The locked and graded cells of each notebook, as the gradebook recorded them at release."""
+    """The locked and graded cells of each notebook, as the gradebook recorded them at release.
+
+    Besides the locked cells, the manually graded answer cells (written
+    questions: `solution` and `grade`): the student's text is kept, their
+    points and ids come from here (`"answer": True`).
+    """
     import nbformat
     notebooks = []
     with gradebook(course) as gb:
         for nb in sorted(gb.find_assignment(assignment).notebooks, key=lambda n: n.name):
             source = nbformat.read(os.path.join(course, "source", assignment, nb.name + ".ipynb"),
                                    as_version=4)
-            trusted = [{"name": c.metadata["nbgrader"]["grade_id"], "source": c.source,
-                        "cell_type": c.cell_type, "nbgrader": dict(c.metadata["nbgrader"])}
-                       for c in source.cells
-                       if c.metadata.get("nbgrader", {}).get("locked")]
+            trusted = []
+            for c in source.cells:
+                metadata = c.metadata.get("nbgrader", {})
+                answer = bool(metadata.get("solution") and metadata.get("grade"))
+                if metadata.get("locked") or answer:
+                    trusted.append({"name": metadata["grade_id"], "cell_type": c.cell_type,
+                                    "source": ANSWER_PLACEHOLDER if answer else c.source,
+                                    "nbgrader": dict(metadata), "answer": answer})
             recorded = {c.name: c.source for c in nb.source_cells}
             for cell in trusted:  # the gradebook is the authority on what was released
-                cell["source"] = recorded.get(cell["name"], cell["source"])
+                if not cell["answer"]:
+                    cell["source"] = recorded.get(cell["name"], cell["source"])
             graded = [{"name": g.name, "points": g.max_score} for g in nb.grade_cells
                       if g.cell_type == "code"]
             order = [c["name"] for c in trusted]
@@ -164,13 +177,14 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     course = os.path.abspath(course)
     console = Console(stderr=True)
     backend, sandbox_line = choose_sandbox(course, unsafe, executor, sandbox_backend)
-    if progress:
-        console.print(sandbox_line)
+    console.print(sandbox_line, highlight=False)
+    if not unsafe and executor == "local":
+        console.print(f"sandbox memory bounded by {cgroups.describe_accounting()}", highlight=False)
     limits = limits or assignment_limits(assignment)
     run, jobs, likely_seconds = AutogradeRun(), [], {}
     for job in autograde_jobs(course, assignment, limits, unsafe, backend):
         earlier = _earlier_result(job)
-        if earlier is None or force:
+        if earlier is None or force or late.collected_again(course, assignment, job.student):
             likely_seconds[job.student] = _likely_seconds(job, earlier)
             # Whatever a killed run left half-written (executed notebook,
             # temporary files) goes; the submission is graded from scratch.
@@ -215,13 +229,13 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
 
 
 def record_grades(course, result):
-    """Write one student's scores into nbgrader's gradebook (idempotent)."""
+    """Write one student's scores, submission time and late penalties into nbgrader's gradebook
+    (idempotent); the result file then says whether and why a late penalty applied."""
+    student, assignment = result["student"], result["assignment"]
+    timestamp = late.read_timestamp(os.path.join(course, "submitted", student, assignment))
     with gradebook(course) as gb:
-        gb.update_or_create_student(result["student"])
-        try:
-            gb.find_submission(result["assignment"], result["student"])
-        except MissingEntry:
-            gb.add_submission(result["assignment"], result["student"])
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student, timestamp=timestamp)
         for notebook, verdict in result["notebooks"].items():
             for cell in verdict["cells"]:
                 grade = gb.find_grade(cell["grade_id"], notebook, result["assignment"],
@@ -229,3 +243,7 @@ def record_grades(course, result):
                 grade.auto_score = cell["score"]
                 grade.needs_manual_grade = False  # nbgrader flags new grades for the formgrader
         gb.db.commit()
+    penalty = late.apply_late_penalties(course, assignment, student, list(result["notebooks"]))
+    if result.get("late") != penalty:
+        result["late"] = penalty
+        submission.save_result(os.path.join(course, "autograded", student, assignment), result)

@@ -2,8 +2,10 @@
 
 import json
 import os
+import shutil
 
 from grader import submission
+from grader.gradescope.results import from_grader_result
 from grader.course.inbox import submitted_students
 from grader.course.layout import REPO, nbgrader
 
@@ -18,8 +20,19 @@ def load_results(course, assignment):
     return results
 
 
+# What nbgrader's release_feedback reads beside each feedback file: the submission's time and
+# the secret its exchange keyed the submission by (nbgrader collect copies both into submitted/).
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
 def feedback(course, assignment):
-    """Per-student HTML feedback under feedback/<student>/<assignment>/."""
+    """Per-student HTML feedback: feedback/<student>/<assignment>/<notebook>.html, one per notebook.
+
+    These are the names and the folder nbgrader's generate_feedback uses (the kit's file replaces
+    its file), so `nbgrader release_feedback` hands the kit's feedback to students through the
+    exchange; the submission's timestamp.txt and submission_secret.txt are copied beside it, as
+    generate_feedback does.
+    """
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     env = Environment(loader=FileSystemLoader(os.path.join(REPO, "grader", "templates")),
                       autoescape=select_autoescape(["html", "j2"]))
@@ -28,10 +41,15 @@ def feedback(course, assignment):
     for result in load_results(course, assignment):
         directory = os.path.join(course, "feedback", result["student"], assignment)
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "feedback.html")
-        with open(path, "w") as f:
-            f.write(template.render(result=result))
-        paths.append(path)
+        for name in EXCHANGE_FILES:
+            kept = os.path.join(course, "submitted", result["student"], assignment, name)
+            if os.path.isfile(kept):
+                shutil.copy(kept, directory)
+        for notebook, verdict in result["notebooks"].items():
+            path = os.path.join(directory, notebook + ".html")
+            with open(path, "w") as f:
+                f.write(template.render(result=result, notebooks={notebook: verdict}))
+            paths.append(path)
     return paths
 
 
@@ -60,26 +78,14 @@ def export(course, assignment):
         directory = os.path.join(exports, "gradescope", result["student"])
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "results.json"), "w") as f:
-            json.dump(gradescope_results(result), f, indent=1)
+            json.dump(from_grader_result(result), f, indent=1)
     return csv_path
-
-
-def gradescope_results(result):
-    tests = []
-    for notebook, verdict in result["notebooks"].items():
-        notes = verdict["problems"] + verdict["events"]
-        for cell in verdict["cells"]:
-            lines = [case["message"] for case in cell["cases"]] or ["not graded: " + "; ".join(notes)]
-            tests.append({"name": f"{notebook}: {cell['grade_id']}", "score": cell["score"],
-                          "max_score": cell["points"], "visibility": "visible",
-                          "output": "\n".join(lines)})
-    return {"score": result["score"], "visibility": "visible", "tests": tests,
-            "output": "\n".join(p for n in result["notebooks"].values() for p in n["problems"] + n["events"])}
 
 
 def grade_table(course, assignment, not_graded=None):
     """One line per student: the score, or why they were not graded ({student: reason})."""
-    lines = {r["student"]: f"{r['student']:<20} {r['score']:>6g} / {r['max_score']:g}"
+    lines = {r["student"]: f"{r['student']:<20} {r['score']:>6g} / {r['max_score']:g}" +
+             (f"  late: -{r['late']['penalty']:g}" if r.get("late") else "")
              for r in load_results(course, assignment)}
     for student, reason in (not_graded or {}).items():
         lines[student] = f"{student:<20} not graded: {reason}, staff notified"
