@@ -17,10 +17,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grader import course, sandbox
+from grader.gradescope.autograder import KIT
 from tests.grading_state import accepting
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the user sandbox switches users: root only")
-KIT = ["grader", "reference_impl", "cluster", "assignments"]  # what `python -m grader autograde` imports and reads
 ATTACK = """import os, socket
 for host in ['127.0.0.1', '8.8.8.8']:
     try:
@@ -88,9 +88,13 @@ def kit_copy(root):
     """The kit as a course would install it: the grader's references live there, and the user
     sandbox closes them to other users (this checkout's own folders stay as they are)."""
     kit = os.path.join(root, "kit")
-    for name in KIT:
-        shutil.copytree(os.path.join(course.REPO, name), os.path.join(kit, name),
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    os.mkdir(kit)
+    for name in (*KIT, "assignments"):  # what Gradescope's bundle ships, and every assignment
+        source = os.path.join(course.REPO, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(kit, name), ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, kit)
     return kit
 
 
