@@ -38,6 +38,15 @@ class Execution:
     kernel_stderr_tail: str = ""
     cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
     sandbox_peak_bytes: int | None = None  # all the sandbox's processes and tmpfs together (cgroup hosts only)
+    kernel_started: bool = False  # the kernel answered; before that no student code has run
+
+
+class KernelDidNotStart(RuntimeError):
+    """The sandboxed kernel never answered: a fault of the host or the grader, never of the student's
+    code (none has run yet), so the submission is "not graded", never scored zero."""
+
+
+KERNEL_START_ATTEMPTS = 2  # a loaded host can miss the start-up deadline once
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -280,6 +289,7 @@ async def _run_cells(client, nb, limits, execution, kernel_kwargs, quotas, after
 async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
     deadline = time.monotonic() + limits.notebook_seconds
     async with client.async_setup_kernel(**kernel_kwargs):
+        execution.kernel_started = True
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -306,16 +316,26 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
                 return
 
 
-def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(), slot=0,
-                 unsafe=False, work_dir=None, backend=None):
+def run_notebook(nb, **options):
     """Execute `nb` (in place) in a fresh sandboxed kernel; captures land in `capture_dir`.
 
-    `support_files` maps a file name in the kernel's working directory to a
-    trusted host path (copies of the released files, never the student's).
-    Temporary files go under `work_dir` (the system's temporary directory by default).
-    `backend`: "bwrap", "user" or "auto" (default: $GRADER_SANDBOX, else auto;
-    `sandbox.choose_backend`).
+    Options: `support_files` maps a file name in the kernel's working directory to a
+    trusted host path (copies of the released files, never the student's); `seed`,
+    `capture_dir`, `limits`, `slot`, `unsafe`; temporary files go under `work_dir`
+    (the system's temporary directory by default); `backend`: "bwrap", "user" or
+    "auto" (default: $GRADER_SANDBOX, else auto; `sandbox.choose_backend`).
+    A kernel that does not start is started afresh, then `KernelDidNotStart` is raised.
     """
+    for _ in range(KERNEL_START_ATTEMPTS):
+        execution = _run_in_new_kernel(nb, **options)
+        if execution.kernel_started:
+            return execution
+    raise KernelDidNotStart(f"the sandboxed kernel did not start ({KERNEL_START_ATTEMPTS} attempts): "
+                            + "; ".join(execution.events) + " " + execution.kernel_stderr_tail[-800:])
+
+
+def _run_in_new_kernel(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(), slot=0,
+                       unsafe=False, work_dir=None, backend=None):
     uid = sandbox.sandbox_uid(slot)
     runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
     scratch = private_dir = group = None

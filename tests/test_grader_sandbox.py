@@ -303,3 +303,22 @@ def test_a_python_environment_under_tmp_is_bound_over_the_private_tmp(monkeypatc
     private_tmp = args.index("--tmpfs")
     assert args[private_tmp + 1] == "/tmp"
     assert args.index("/tmp/clone/.venv") > private_tmp
+
+
+def test_a_kernel_that_never_starts_is_started_afresh_then_a_grader_fault(tmp_path, monkeypatch):
+    """No student code runs before the kernel answers, so a kernel that dies at start-up (a
+    loaded host, a broken sandbox) must never become the student's zero."""
+    starts = []
+
+    def dies_at_start(manager, extra_arguments=None):
+        starts.append(1)
+        return ["/bin/sh", "-c", "echo the kernel could not start >&2; exit 3"]
+
+    monkeypatch.setattr(execute.SandboxedKernelManager, "format_kernel_cmd", dies_at_start)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HONEST)])
+    with pytest.raises(execute.KernelDidNotStart) as failure:
+        execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED, capture_dir=str(tmp_path),
+                             limits=LIMITS, unsafe=True)
+    assert len(starts) == execute.KERNEL_START_ATTEMPTS == 2
+    assert "did not start" in str(failure.value) and "the kernel could not start" in str(failure.value)
+    assert nb.cells[0].outputs == []
