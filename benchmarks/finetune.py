@@ -4,7 +4,9 @@ Recipe (BERT's, Devlin et al. 2019, Appendix A.3):
 - head: as the family registry says (`reference_impl.families`, `head`):
   "first_token": dropout then a dense layer on `pooled_output` (BERT, ALBERT:
   their pooler was pretrained by NSP/SOP) or on the raw first position
-  (RoBERTa, ELECTRA: no pretrained pooler); "last_token": on the last
+  (RoBERTa, ELECTRA: no pretrained pooler; also a BERT whose metadata says
+  `"pooling": "first"`, as for all-MiniLM-L6-v2, whose pooler was never
+  trained); "last_token": on the last
   non-padding position (GPT-style decoders); "frozen_features": ELMo's frozen
   biLM, a trained scalar mix of its layers and a small BiLSTM. One output and
   mean squared error for STS-B, class logits and cross-entropy otherwise;
@@ -41,16 +43,18 @@ def make_optimizer(config, total_steps):
                  clipnorm=config.clipnorm)
 
 
-def build_classifier(encoder, num_outputs, dropout, family=None):
+def build_classifier(encoder, num_outputs, dropout, family=None, pooling=None):
     """The task head the family's record names (num_outputs=1: regression for STS-B).
 
     `family`: a key of `FAMILIES`; None for the older format's BERT encoders ([CLS] pooler).
+    `pooling`: the submission's own choice for a first-token head ("first" or "pooled"); None:
+    the pooler where the family pretrains one (NSP, SOP), the raw first position otherwise.
     """
     if family is None:
         return SequenceClassifier(encoder, num_outputs, dropout=dropout)
     record = FAMILIES[family]
     if record.head == "first_token":
-        pooling = "first" if record.sentence_objective == "none" else "pooled"
+        pooling = pooling or ("first" if record.sentence_objective == "none" else "pooled")
         return SequenceClassifier(encoder, num_outputs, dropout=dropout, pooling=pooling)
     if record.head == "last_token":
         return record.classifier(encoder, num_outputs, dropout=dropout)
@@ -83,11 +87,11 @@ class FineTuneResult:
     train_tokens_per_second: float
 
 
-def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), family=None):
+def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), family=None, pooling=None):
     """Fine-tune `encoder` (modified in place) on `train_arrays` with `family`'s head; return the classifier."""
     keras.utils.set_random_seed(seed)
     regression = num_classes == 1
-    model = build_classifier(encoder, num_classes, config.dropout, family)
+    model = build_classifier(encoder, num_classes, config.dropout, family, pooling)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch(train_arrays, config) * config.epochs),
         loss=keras.losses.MeanSquaredError() if regression else keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -53,6 +53,12 @@ def selected_runs(database):
     return [run for _, runs in best.values() for run in runs]
 
 
+def family_name(metadata):
+    """The registry's lower-case family name, also for the older format's free text ("BERT")."""
+    family = metadata.get("family") or metadata.get("model_family")
+    return family.lower() if isinstance(family, str) else family
+
+
 FRAME_COLUMNS = ["submission", "submission_hash", "model_family", "pretraining_flops", "parameters", "task", "seed",
                  "metric", "value", "run_id"]
 
@@ -76,7 +82,7 @@ def scores_frame(database, runs=None, split="public"):
                 {
                     "submission": run.submission_name,
                     "submission_hash": run.submission_hash,
-                    "model_family": run.metadata_json.get("model_family"),
+                    "model_family": family_name(run.metadata_json),
                     "pretraining_flops": run.metadata_json.get("pretraining_flops"),
                     "parameters": run.metadata_json.get("parameters"),
                     "task": run.task,
@@ -205,7 +211,7 @@ def leaderboard(database, reveal=None, references=False):
         row = {
             "Submission": first.submission_name,
             "Student": pseudonym(student) if student else "",
-            "Family": first.metadata_json.get("model_family"),
+            "Family": family_name(first.metadata_json),
             "Parameters": readable_count(first.metadata_json.get("parameters")),
             "Pretraining compute": readable_compute(first.metadata_json.get("pretraining_flops")),
             "Seeds": len({run.seed for run in submission_runs}),

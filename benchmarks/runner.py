@@ -313,7 +313,7 @@ def fine_tune_job(job, model_files, data, step_bars=None):
         callbacks.append(finetune.ProgressCallback(step_bars, step_task))
     try:
         result = finetune.fine_tune(encoder, data.train, task.num_classes, config, job.seed, callbacks=callbacks,
-                                    family=job.metadata.get("family"))
+                                    family=job.metadata.get("family"), pooling=job.metadata.get("pooling"))
     finally:
         if step_bars is not None:
             step_bars.remove_task(step_task)

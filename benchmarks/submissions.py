@@ -9,7 +9,10 @@ its metadata (see benchmarks/README.md, "Submission format"):
     tokenizer files     vocab.txt (WordPiece), vocab.json + merges.txt (byte-level
                         BPE), spiece.model (SentencePiece); none for ELMo (characters)
     metadata.json       {"name": str, "pretraining_flops": number or null, optional
-                         "student": str}; the family comes from config.json
+                         "student": str, optional "pooling": "first" or "pooled"
+                         (first-token families: whether the head reads the raw
+                         first position or the pooler; default: the pooler where
+                         the family pretrains one)}; the family comes from config.json
 
 The family record (`reference_impl.families`) gives the backbone class, the
 tokenizer kind and how the task head reads the model (`finetune.build_classifier`).
@@ -56,6 +59,7 @@ REQUIRED_PRESET_METADATA = ("name", "pretraining_flops")
 TOKENIZER_CLASSES = {"wordpiece": "WordPieceEncoder", "bpe": "BytePairEncoder", "bpe-gpt2": "BytePairEncoder",
                      "sentencepiece": "SentencePieceEncoder"}
 ALLOWED_MODULES = ("keras", "keras_hub", "reference_impl")
+POOLINGS = ("first", "pooled")  # metadata "pooling": how a first-token head reads the model
 INPUT_NAMES = {"token_ids", "segment_ids", "padding_mask"}
 
 
@@ -105,9 +109,15 @@ def describe(folder, metadata, model):
     """The metadata runs are stored with: plus `family` (the registry's key, presets only), `model_family`
     and the model's `parameters`."""
     described = dict(metadata, parameters=model.count_params())
-    if is_preset(folder):
-        family, _ = preset_family(folder)
+    family = preset_family(folder)[0] if is_preset(folder) else None
+    if family is not None:
         described.update(family=family.name, model_family=family.name)
+    pooling = metadata.get("pooling")
+    if pooling is not None and (pooling not in POOLINGS or family is None or family.head != "first_token"):
+        raise SubmissionError(
+            f"{os.path.join(folder, METADATA_FILE)}: \"pooling\": {pooling!r} is not allowed here; it is "
+            f"{' or '.join(map(repr, POOLINGS))}, for presets of a first-token family (bert, roberta, albert, "
+            f"electra). Leave it out to use the family's default.")
     return described
 
 

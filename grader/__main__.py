@@ -63,6 +63,10 @@ def main(argv=None):
                        help="local processes, or one Ray task per submission on a Ray cluster")
     grade.add_argument("--ray-address", help="the Ray cluster to use with --executor ray "
                        "(e.g. ray://head:10001 or auto; default: $RAY_ADDRESS or a local Ray)")
+    grade.add_argument("--sandbox", choices=("auto", *sandbox.BACKENDS), default=None,
+                       help="bwrap (bubblewrap namespaces), user (a separate unprivileged user with a "
+                       "seccomp filter, for containers without user namespaces; root only), or auto: "
+                       "bwrap where it starts, else user (default: $GRADER_SANDBOX, else auto)")
     grade.add_argument("--unsafe-no-sandbox", action="store_true",
                        help="run student code WITHOUT isolation (only for trusted notebooks)")
     check = commands.add_parser("check", help="grade each assignment's source notebook (full marks "
@@ -143,7 +147,7 @@ def main(argv=None):
         try:
             run = course.autograde(args.course, args.assignment, workers=args.workers, force=args.force,
                                    unsafe=args.unsafe_no_sandbox, executor=args.executor,
-                                   ray_address=args.ray_address)
+                                   ray_address=args.ray_address, sandbox_backend=args.sandbox)
         except sandbox.SandboxUnavailable as error:
             sys.exit(f"error: {error}")
         except MissingEntry:

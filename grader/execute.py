@@ -5,6 +5,7 @@ feedback (and capped); what counts is the capture directory, judged later.
 """
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -37,6 +38,15 @@ class Execution:
     kernel_stderr_tail: str = ""
     cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
     sandbox_peak_bytes: int | None = None  # all the sandbox's processes and tmpfs together (cgroup hosts only)
+    kernel_started: bool = False  # the kernel answered; before that no student code has run
+
+
+class KernelDidNotStart(RuntimeError):
+    """The sandboxed kernel never answered: a fault of the host or the grader, never of the student's
+    code (none has run yet), so the submission is "not graded", never scored zero."""
+
+
+KERNEL_START_ATTEMPTS = 2  # a loaded host can miss the start-up deadline once
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -60,6 +70,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             return cmd
         if os.geteuid() == 0:  # the kernel, as the sandbox user, must read it
             os.chown(self.connection_file, self.sandbox_spec["uid"], self.sandbox_spec["uid"])
+        if self.sandbox_spec["backend"] == "user":
+            cmd = sandbox.user_kernel_command(cmd)
         return sandbox.launcher_command(self.sandbox_spec, cmd)
 
     def _make_url(self, channel):
@@ -94,10 +106,15 @@ class SandboxedKernelManager(AsyncKernelManager):
                 raise RuntimeError(f"the kernel's {channel} socket is not a socket")
             os.link(path, os.path.join(self.private_dir, f"kernel-{port}"), follow_symlinks=False)
         self._linked = True
-        if os.geteuid() == 0:  # the kernel folder is root's again: the sandbox can add nothing to it
-            os.chown(self.connection_file, 0, 0)
-            os.chown(os.path.dirname(self.connection_file), 0, 0)
-            os.chmod(os.path.dirname(self.connection_file), 0o755)
+        if os.geteuid() == 0:
+            # The kernel folder is root's again: the sandbox can add nothing to it. Its group
+            # (the sandbox's) keeps reading them: the kernel rereads its connection file just
+            # after binding its sockets, and no other user (another slot, under the user
+            # backend) reads either.
+            gid = self.sandbox_spec["uid"]
+            for path, mode in ((self.connection_file, 0o640), (os.path.dirname(self.connection_file), 0o750)):
+                os.chown(path, 0, gid)
+                os.chmod(path, mode)
 
 
 class CappedClient(NotebookClient):
@@ -221,17 +238,20 @@ def folder_bytes(directory):
     return total
 
 
-async def _enforce_quota(km, directories, quota, execution):
-    """Kill the kernel as soon as the folders it shares with the host hold more than `quota` bytes."""
+async def _enforce_quota(km, quotas, execution):
+    """Kill the kernel as soon as one group of folders holds more than its quota.
+
+    `quotas`: [(folders, quota in bytes, what the folders are, for the message)].
+    """
     while True:
         await asyncio.sleep(SHARED_FOLDER_POLL_SECONDS)
-        used = sum(folder_bytes(d) for d in directories)
-        if used > quota:
-            execution.events.append(
-                f"the notebook wrote more than {quota // 2**20} MiB (or {SHARED_FOLDER_MAX_ENTRIES} files) "
-                "into its capture and kernel folders; the kernel was stopped")
-            await km.signal_kernel(signal.SIGKILL)
-            return
+        for directories, quota, what in quotas:
+            if sum(folder_bytes(d) for d in directories) > quota:
+                execution.events.append(
+                    f"the notebook wrote more than {quota // 2**20} MiB (or {SHARED_FOLDER_MAX_ENTRIES} files) "
+                    f"into its {what}; the kernel was stopped")
+                await km.signal_kernel(signal.SIGKILL)
+                return
 
 
 def _owned_dir(prefix, uid, work_dir):
@@ -241,19 +261,35 @@ def _owned_dir(prefix, uid, work_dir):
     return path
 
 
-async def _run_cells(client, nb, limits, execution, kernel_kwargs, shared_dirs):
-    quota = asyncio.create_task(_enforce_quota(client.km, shared_dirs, limits.capture_bytes, execution))
+def _working_copy(prefix, support_files, work_dir, uid=None):
+    """A fresh working directory holding copies of the support files (read-only, root's, when
+    the directory is given to the sandbox `uid`)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=work_dir)
+    for name, source in support_files.items():
+        shutil.copy(source, os.path.join(path, name))
+        if uid is not None:
+            os.chmod(os.path.join(path, name), 0o444)
+    if uid is not None and os.geteuid() == 0:
+        os.chown(path, uid, uid)
+    return path
+
+
+async def _run_cells(client, nb, limits, execution, kernel_kwargs, quotas, after_kernel):
+    quota = asyncio.create_task(_enforce_quota(client.km, quotas, execution))
     try:
         await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs)
     finally:  # whatever happened, no sandbox outlives its notebook
         quota.cancel()
         if client.km is not None and client.km.has_kernel:  # nbclient drops km when the client fails
             await client.km.shutdown_kernel(now=True)
+        if after_kernel:
+            after_kernel()
 
 
 async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
     deadline = time.monotonic() + limits.notebook_seconds
     async with client.async_setup_kernel(**kernel_kwargs):
+        execution.kernel_started = True
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -280,14 +316,26 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
                 return
 
 
-def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(), slot=0,
-                 unsafe=False, work_dir=None):
+def run_notebook(nb, **options):
     """Execute `nb` (in place) in a fresh sandboxed kernel; captures land in `capture_dir`.
 
-    `support_files` maps a file name in the kernel's working directory to a
-    trusted host path (copies of the released files, never the student's).
-    Temporary files go under `work_dir` (the system's temporary directory by default).
+    Options: `support_files` maps a file name in the kernel's working directory to a
+    trusted host path (copies of the released files, never the student's); `seed`,
+    `capture_dir`, `limits`, `slot`, `unsafe`; temporary files go under `work_dir`
+    (the system's temporary directory by default); `backend`: "bwrap", "user" or
+    "auto" (default: $GRADER_SANDBOX, else auto; `sandbox.choose_backend`).
+    A kernel that does not start is started afresh, then `KernelDidNotStart` is raised.
     """
+    for _ in range(KERNEL_START_ATTEMPTS):
+        execution = _run_in_new_kernel(nb, **options)
+        if execution.kernel_started:
+            return execution
+    raise KernelDidNotStart(f"the sandboxed kernel did not start ({KERNEL_START_ATTEMPTS} attempts): "
+                            + "; ".join(execution.events) + " " + execution.kernel_stderr_tail[-800:])
+
+
+def _run_in_new_kernel(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(), slot=0,
+                       unsafe=False, work_dir=None, backend=None):
     uid = sandbox.sandbox_uid(slot)
     runtime_dir = _owned_dir("grader-kernel-", uid, work_dir)
     scratch = private_dir = group = None
@@ -296,18 +344,30 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     km = SandboxedKernelManager(transport="ipc", ip=os.path.join(runtime_dir, "kernel"),
                                 connection_file=os.path.join(runtime_dir, "kernel.json"),
                                 unsafe=unsafe)
+    quotas = [([runtime_dir, capture_dir], limits.capture_bytes, "capture and kernel folders")]
+    after_kernel = leftovers = None  # the user backend's clean-up, after the kernel and after its folders
     if unsafe:
-        scratch = tempfile.mkdtemp(prefix="grader-unsafe-", dir=work_dir)
-        for name, path in support_files.items():
-            shutil.copy(path, os.path.join(scratch, name))
+        scratch = _working_copy("grader-unsafe-", support_files, work_dir)
         env = sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir)
         kernel_kwargs = {"cwd": scratch, "env": env}
     else:
-        env = sandbox.sandbox_env(seed)
+        backend = sandbox.choose_backend(backend)[0]
         group = cgroups.create(f"{uid}-{os.getpid()}-{time.monotonic_ns()}", limits.memory_bytes, limits.processes)
-        km.sandbox_spec = dict(runtime_dir=runtime_dir, capture_dir=capture_dir,
-                               support_files=support_files, env=env,
-                               limits=asdict(limits), uid=uid, cgroup=group and group.to_spec())
+        spec = dict(backend=backend, runtime_dir=runtime_dir, capture_dir=capture_dir,
+                    support_files=support_files, limits=asdict(limits), uid=uid,
+                    cgroup=group and group.to_spec())
+        if backend == "user":
+            sandbox.ensure_sandbox_user(uid)
+            scratch = _working_copy("grader-work-", support_files, work_dir, uid)
+            # No tmpfs bounds its working directory: the worker does, as for the capture folder.
+            quotas.append(([scratch], limits.scratch_bytes + limits.tmp_bytes, "working directory"))
+            spec.update(work_dir=scratch, support_files={},
+                        env=sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir, tmp=scratch))
+            after_kernel = functools.partial(sandbox.end_user_processes, uid)
+            leftovers = functools.partial(sandbox.remove_user_files, uid, keep=[capture_dir])
+        else:
+            spec.update(env=sandbox.sandbox_env(seed))
+        km.sandbox_spec = spec
         km.private_dir = private_dir = tempfile.mkdtemp(prefix="grader-sockets-", dir=work_dir)
         kernel_kwargs = {}
     client = CappedClient(nb, km=km, kernel_name="python3", allow_errors=True,
@@ -317,7 +377,7 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     stderr = StreamTail()
     kernel_kwargs.update(stdout=subprocess.DEVNULL, stderr=stderr.write_end)
     try:
-        asyncio.run(_run_cells(client, nb, limits, execution, kernel_kwargs, [runtime_dir, capture_dir]))
+        asyncio.run(_run_cells(client, nb, limits, execution, kernel_kwargs, quotas, after_kernel))
     except Exception as error:  # a kernel that never started, a protocol error, ...
         execution.events.append(f"the notebook could not be run: {type(error).__name__}: {error}")
     execution.kernel_stderr_tail = stderr.close()
@@ -330,6 +390,8 @@ def run_notebook(nb, *, support_files, seed, capture_dir, limits=sandbox.Limits(
     for directory in (runtime_dir, private_dir, scratch):
         if directory:
             shutil.rmtree(directory, ignore_errors=True)
+    if leftovers:
+        leftovers()
     sanitise_outputs(nb)
     execution.seconds = round(time.monotonic() - started, 2)
     return execution

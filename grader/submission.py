@@ -42,6 +42,7 @@ class NotebookRun:
     seconds: float = 0.0
     executed: str | None = None        # the executed notebook, outputs sanitised and capped
     captures: dict = field(default_factory=dict)  # {capture file name: bytes}
+    sandbox: str = ""                  # the sandbox it ran in: bwrap, user, or none (--unsafe-no-sandbox)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class GradingJob:
     notebooks: list                    # [{"name", "trusted_cells", "graded_cells"}], from the gradebook
     limits: sandbox.Limits
     unsafe: bool = False
+    sandbox_backend: str = "auto"      # auto, bwrap or user (sandbox.choose_backend)
     prepared: dict = field(default_factory=dict)  # {notebook name: PreparedNotebook}
 
 
@@ -242,9 +244,6 @@ def prepare_submission(job):
     return replace(job, prepared=prepared)
 
 
-_SANDBOX_CHECKED = []
-
-
 def execute_submission(job, support):
     """Worker stage: run each prepared notebook in the sandbox; return what it produced.
 
@@ -254,11 +253,9 @@ def execute_submission(job, support):
     neither the reference nor Keras; `judge_submission` computes verdicts in
     the grader's main process.
     """
-    if not job.unsafe and not _SANDBOX_CHECKED:
-        # A Ray worker machine without a usable bubblewrap refuses the job
-        # (the driver reports it, ungraded) rather than grading zeros.
-        sandbox.check_available()
-        _SANDBOX_CHECKED.append(True)
+    # A Ray worker machine without a usable sandbox refuses the job (the
+    # driver reports it, ungraded) rather than grading zeros; checked once per process.
+    backend = None if job.unsafe else sandbox.choose_backend(job.sandbox_backend)[0]
     slot = sandbox.claim_slot()
     uid = sandbox.sandbox_uid(slot)
     runs = {}
@@ -279,12 +276,13 @@ def execute_submission(job, support):
             nb = nbformat.reads(prepared.source, as_version=4)
             execution = execute.run_notebook(
                 nb, support_files=support_files, seed=prepared.seed, capture_dir=capture_dir,
-                limits=job.limits, slot=slot, unsafe=job.unsafe, work_dir=work)
+                limits=job.limits, slot=slot, unsafe=job.unsafe, work_dir=work, backend=backend)
             captures, unread = read_captures(capture_dir, prepared.capture_files, job.limits.capture_bytes)
             if unread:
                 execution.events.append(f"captures past {job.limits.capture_bytes // 2**20} MiB in total "
                                         f"were not read: {', '.join(unread)}")
-            runs[name] = NotebookRun(execution.events, execution.seconds, nbformat.writes(nb), captures)
+            runs[name] = NotebookRun(execution.events, execution.seconds, nbformat.writes(nb), captures,
+                                     sandbox=backend or "none")
     return runs
 
 
@@ -335,7 +333,7 @@ def judge_submission(job, runs):
                 cells = [verdicts.CellVerdict(c["name"], float(c["points"]), 0.0, []).to_dict()
                          for c in notebook["graded_cells"]]
         result["notebooks"][name] = {
-            "problems": prepared.problems, "events": run.events, "seconds": run.seconds,
+            "problems": prepared.problems, "events": run.events, "seconds": run.seconds, "sandbox": run.sandbox,
             "cells": cells, "score": sum(c["score"] for c in cells),
             "max_score": sum(c["points"] for c in cells)}
     result["score"] = sum(n["score"] for n in result["notebooks"].values())
@@ -355,7 +353,7 @@ def _write_log(out_dir, result):
     if result.get("late"):  # recorded by the course's late policy (grader/course/late.py)
         lines.append(f"  {result['late']['summary']}")
     for name, nb in result["notebooks"].items():
-        lines.append(f"[{name}] ran in {nb['seconds']} s")
+        lines.append(f"[{name}] ran in {nb['seconds']} s" + (f", sandbox: {nb['sandbox']}" if nb.get("sandbox") else ""))
         lines += [f"  problem: {p}" for p in nb["problems"]] + [f"  event: {e}" for e in nb["events"]]
         for cell in nb["cells"]:
             lines.append(f"  {cell['grade_id']}: {cell['score']:g} / {cell['points']:g}")

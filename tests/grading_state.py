@@ -103,7 +103,7 @@ def run_measured(sources, support_files, seed, capture_dir, limits, slot, work_d
     return execution, nb, peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
-def socket_swap_attack(slot=0):
+def socket_swap_attack(slot=0, backend=None):
     """A notebook swaps its kernel's sockets for links to a Unix socket this process listens on,
     then dies so that the grader's client reconnects. Returns (connections the listener got,
     the notebook's printed text)."""
@@ -127,7 +127,7 @@ def socket_swap_attack(slot=0):
         os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
     support = course.runtime_files(assignment.load("attention"))
     with accepting(listener) as connections:
-        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=slot)
+        execute.run_notebook(nb, support_files=support, seed=1, capture_dir=capture_dir, slot=slot, backend=backend)
     return len(connections), "".join(str(o.get("text", "")) for c in nb.cells for o in c.outputs)
 
 

@@ -9,6 +9,7 @@ fit its model, get an error in their own row while the others are scored.
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -64,9 +65,13 @@ def board(tmp_path_factory):
     small = gpt.backbone(**gpt.quick_size, vocabulary_size=100, max_sequence_length=SEQUENCE_LENGTH)
     submissions.save_preset_submission(mismatched, small, tokenizer, {"name": "mismatched-tokenizer",
                                                                       "pretraining_flops": 0})
+    # A GPT asking for a pooler: "pooling" is for first-token heads only.
+    pooling_on_gpt = shutil.copytree(good[FAMILY_NAMES.index("gpt")], folder / "pooling-on-gpt")
+    with open(pooling_on_gpt / "metadata.json", "w") as handle:
+        json.dump({"name": "pooling-on-gpt", "pretraining_flops": 0, "pooling": "first"}, handle)
     database = results.ResultsDatabase(str(folder / "results.db"))
     runner.BenchmarkRunner(database, GLUE_DIR, TASKS, [0], CONFIG, str(folder / "cache"), progress=False).run(
-        good + [unknown, mismatched])
+        good + [unknown, mismatched, str(pooling_on_gpt)])
     return database, reports.leaderboard(database)
 
 
@@ -87,3 +92,13 @@ def test_unknown_family_and_mismatched_tokenizer_get_their_own_error_rows(board)
     assert "holds family 'xlstm', which is not in the families" in errors["unknown-family"]
     assert ("the tokenizer has 300 tokens but the model's embedding has only 100 rows"
             in errors["mismatched-tokenizer"])
+    assert "\"pooling\": 'first' is not allowed here" in errors["pooling-on-gpt"]
+
+
+def test_metadata_pooling_chooses_what_a_first_token_head_reads():
+    bert = FAMILIES["bert"].backbone(**FAMILIES["bert"].quick_size, vocabulary_size=100, max_sequence_length=16)
+    assert finetune.build_classifier(bert, 2, 0.1, "bert").pooling == "pooled"  # BERT's NSP-trained pooler
+    assert finetune.build_classifier(bert, 2, 0.1, "bert", pooling="first").pooling == "first"
+    roberta = FAMILIES["roberta"].backbone(**FAMILIES["roberta"].quick_size, vocabulary_size=100,
+                                           max_sequence_length=16)
+    assert finetune.build_classifier(roberta, 2, 0.1, "roberta").pooling == "first"  # no pretrained pooler

@@ -32,9 +32,10 @@ class TableCounter(HTMLParser):
 def demo(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "GLUE_DIR": ""}  # the offline suite, as on a fresh laptop
+    # About 7 CPU-minutes (434 CPU-seconds measured); the limit leaves room for a machine shared with other tests.
     run = subprocess.run([sys.executable, "-m", "course_demo", "--quick", "--output", str(output),
                           "--cache", str(output / "cache")], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=900)
+                         capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return output, run.stdout + run.stderr
 
@@ -66,10 +67,11 @@ def test_gradebook_exports_exist_and_parse(demo):
 
 BOARD = ("all-MiniLM-L6-v2 (pretrained)", "student-bert-demo", "tiny-gpt-demo", "elmo-tiny-untrained",
          "reference-bert-scratch", "majority-class", "bag-of-words-logreg")
-# "Clearly above": the real pretrained model's mean dev score (quick mode: SST-2 accuracy on the built-in suite,
-# whose dev opinion words never occur in training) is at least this many points above the from-scratch model's
-# and the majority baseline's (measured 2026-12-02: 100.0 against 50.0 and 50.0).
-MARGIN = 15
+# "Clearly above": the real pretrained model's mean public dev score over the demo's tasks (SST-2 accuracy and
+# STS-B's mean of Pearson and Spearman, on the built-in suite, whose dev opinion words and scenes never occur in
+# training) is at least this many points above the from-scratch model's and the majority baseline's. Measured
+# 2026-12-02 (quick mode): MiniLM 79.4 (100.0; 59.6/57.9), from-scratch BERT 31.0, majority class 25.3.
+MARGIN = 30
 
 
 def test_leaderboard_files_exist_and_parse(demo):
@@ -83,7 +85,7 @@ def test_leaderboard_files_exist_and_parse(demo):
     with sqlite3.connect(output / "benchmarks" / "results.db") as db:
         tasks = {row[0] for row in db.execute("select task from runs")}
         failures = list(db.execute("select submission_name, error from submission_failures"))
-    assert tasks == {"SST-2"} and failures == []
+    assert tasks == {"SST-2", "STS-B"} and failures == []
 
 
 def test_the_real_pretrained_model_is_clearly_above_scratch_and_chance(demo):
@@ -92,6 +94,14 @@ def test_the_real_pretrained_model_is_clearly_above_scratch_and_chance(demo):
     minilm = means["all-MiniLM-L6-v2 (pretrained)"]
     assert minilm > means["reference-bert-scratch"] + MARGIN, means
     assert minilm > means["majority-class"] + MARGIN, means
+
+
+def test_the_pretrained_model_learns_the_similarity_regression(demo):
+    # Through its never-trained pooler MiniLM's STS-B head stayed near a constant (Pearson -34); from [CLS] it learns.
+    output, _ = demo
+    with sqlite3.connect(output / "benchmarks" / "results.db") as db:
+        (metrics,) = db.execute("select metrics from runs where task = 'STS-B' and submission_name like 'all-MiniLM%'")
+    assert json.loads(metrics[0])["pearson"] > 40, metrics
 
 
 def test_every_encoder_family_learns_from_the_offline_corpus(demo):

@@ -408,9 +408,13 @@ def test_stderr_streams_through_a_bounded_tail(strained):
     assert outcome["grader_peak"] < GRADER_PEAK
 
 
-def test_the_grader_never_connects_to_a_host_socket_the_notebook_names():
+@pytest.mark.parametrize("backend, slot", [
+    ("bwrap", STRAIN_SLOT + 2),
+    # The user backend shares the host's Unix sockets: only the grader's own links keep it safe.
+    pytest.param("user", STRAIN_SLOT + 3, marks=pytest.mark.skipif(os.geteuid() != 0, reason="root only"))])
+def test_the_grader_never_connects_to_a_host_socket_the_notebook_names(backend, slot):
     from tests.grading_state import socket_swap_attack
-    connections, text = socket_swap_attack(slot=STRAIN_SLOT + 2)
+    connections, text = socket_swap_attack(slot=slot, backend=backend)
     assert connections == 0  # 6 on main, as the client reconnected through the links
     # As root the kernel folder is locked once the kernel has started (as any other user the swap
     # succeeds and reaches nothing: test_a_non_root_grader_connects_only_through_its_own_links).

@@ -1,10 +1,16 @@
-"""Attacks run as real notebooks in the bubblewrap sandbox.
+"""Attacks run as real notebooks in the sandbox: every attack under bubblewrap, and
+those that test what the user backend enforces by other means (permissions,
+seccomp, rlimits on a shared host) under the user backend too.
 
-The notebooks skip the Keras import, so each starts in seconds; all of them run
-once, two at a time, in a module fixture, and each test checks one attack.
+The notebooks skip the Keras import, so each starts in seconds; each backend's
+attacks run once, two at a time, in a module fixture, and each test checks one attack.
 """
 
 import os
+import pathlib
+import queue
+import re
+import shutil
 import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -36,13 +42,22 @@ TRY_EACH = """for p in {paths!r}:
         print('blocked', type(e).__name__)"""
 
 
-def attacks(secret, canary, port):
-    reads = [str(secret), f"{REPO}/reference_impl/layers.py", f"{REPO}/assignments/attention/reference.py",
-             "/etc/shadow"]
+# The user backend's notebooks run in a slot range of their own: it kills every process of
+# its slot's uid after each notebook, and other test runs on this host use the first slots.
+SLOTS = {"bwrap": (0, 1), "user": (300, 301)}
+# What the user backend enforces differently from bubblewrap: file permissions, seccomp,
+# rlimits and process clean-up on the shared host, and the shared wall-clock and output limits.
+USER_ATTACKS = ["honest", "sigkill_self", "infinite_loop", "memory_bomb", "fork_bomb", "output_flood",
+                "big_file", "working_dir_fill", "read_secrets", "write_outside", "network", "symlink_capture"]
+both_backends = pytest.mark.parametrize("backend", ["bwrap", "user"])
+
+
+def attacks(secret, canary, port, references):
+    reads = [str(secret), *references, "/etc/shadow"]
     writes = [str(canary), "/usr/lib/python3/evil.py", "/etc/passwd",
               f"{REPO}/grader/runtime/grading_runtime.py", "grading_runtime.py"]
     return {
-        "honest": [HONEST, "import os; print(os.getcwd(), os.getuid())"],
+        "honest": [HONEST, "import os; print('in', os.getcwd(), 'as', os.getuid())"],
         "os_exit": [HONEST, "import os; os._exit(0)", "print('after')"],
         "sys_exit": [HONEST, "import sys; sys.exit(3)", "print('after')"],
         "segfault": [HONEST, "import ctypes; ctypes.string_at(0)", "print('after')"],
@@ -56,6 +71,8 @@ def attacks(secret, canary, port):
         "output_flood": ["for _ in range(20000): print('x' * 100)",
                          "import os\nfor _ in range(10000): os.write(1, b'y' * 10000)", HONEST],
         "big_file": ["open('big', 'wb').write(b'0' * 64 * 2**20)", HONEST],
+        "working_dir_fill": ["for i in range(64):\n    open(f'fill{i}', 'wb').write(b'0' * 4 * 2**20)\n"
+                             "print('wrote 256 MiB')", HONEST],
         "read_secrets": [TRY_EACH.format(paths=reads, action="print(open(p).read()[:50])")],
         "write_outside": [TRY_EACH.format(paths=writes, action="open(p, 'w').write('pwned'); print('wrote', p)")],
         "network": ["import socket\nfor host in ['127.0.0.1', '8.8.8.8']:\n    try:\n"
@@ -86,110 +103,173 @@ def attacks(secret, canary, port):
     }
 
 
-def run(slot, sources, limits):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    capture_dir = tempfile.mkdtemp(prefix="test-capture-")
-    if os.geteuid() == 0:
-        os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
-    execution = execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED,
-                                     capture_dir=capture_dir, limits=limits, slot=slot)
-    verdict = verdicts.judge_case("attention.split_heads", capture_dir, SEED)
+def run(slots, backend, sources, limits):
+    """Run a notebook of `sources` in a free slot of `slots` (a queue: one notebook per slot at a time)."""
+    slot = slots.get()
+    try:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+        capture_dir = tempfile.mkdtemp(prefix="test-capture-")
+        if os.geteuid() == 0:
+            os.chown(capture_dir, sandbox.sandbox_uid(slot), sandbox.sandbox_uid(slot))
+        execution = execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED,
+                                         capture_dir=capture_dir, limits=limits, slot=slot, backend=backend)
+        verdict = verdicts.judge_case("attention.split_heads", capture_dir, SEED)
+        shutil.rmtree(capture_dir)
+    finally:
+        slots.put(slot)
     text = "".join(str(o.get("text", "")) + str(o.get("ename", "")) + str(o.get("evalue", ""))
                    for c in nb.cells for o in c.outputs)
     return execution, verdict, text
 
 
-@pytest.fixture(scope="module")
-def outcome(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sandbox")
-    os.chmod(root, 0o777)  # even a world-writable directory is out of the sandbox's reach
+def run_attacks(backend, root):
+    """({attack: (execution, verdict, text)}, connections the listener got, the canary file)."""
     secret, canary = root / "gradebook.db", root / "canary.txt"
     secret.write_text("SECRET-GRADEBOOK")
     canary.write_text("unchanged")
+    references = [f"{REPO}/reference_impl/layers.py", f"{REPO}/assignments/attention/reference.py"]
+    if backend == "user":
+        # The user backend shares the host's files: the grader closes its own to other users
+        # (`close_to_sandbox`, as `autograde` does; tests/test_grader_sandbox_user.py shows it
+        # on a real course). Here: copies of the references, beside the secret.
+        for path in references:
+            shutil.copy(path, root)
+        references = [str(root / os.path.basename(p)) for p in references]
+        sandbox.close_to_sandbox([str(root)], sandbox.sandbox_uid(SLOTS["user"][0]))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
-    notebooks = attacks(secret, canary, listener.getsockname()[1])
+    notebooks = attacks(secret, canary, listener.getsockname()[1], references)
+    if backend == "user":
+        notebooks = {name: notebooks[name] for name in USER_ATTACKS}
     limits = {name: LIMITS for name in notebooks}
     limits["notebook_time"] = replace(LIMITS, cell_seconds=5, notebook_seconds=6)
+    limits["working_dir_fill"] = replace(LIMITS, scratch_bytes=16 * 2**20, tmp_bytes=16 * 2**20)
+    slots = queue.Queue()
+    for slot in SLOTS[backend]:
+        slots.put(slot)
     with accepting(listener) as connections, ThreadPoolExecutor(2) as pool:
-        futures = {name: pool.submit(run, i % 2, notebooks[name], limits[name])
-                   for i, name in enumerate(notebooks)}
+        futures = {name: pool.submit(run, slots, backend, notebooks[name], limits[name]) for name in notebooks}
         results = {name: future.result() for name, future in futures.items()}
     return results, connections, canary
 
 
-def test_honest_code_runs_as_an_unprivileged_user_in_scratch(outcome):
-    execution, verdict, text = outcome[0]["honest"]
-    assert verdict.passed, verdict.message
-    assert "/scratch" in text and execution.events == []
+@pytest.fixture(scope="module")
+def outcome():
+    """outcome(backend): that backend's attacks, run on first use."""
+    done, roots = {}, []
+
+    def of(backend):
+        if backend not in done:
+            # A folder any user can reach and write: only the sandbox keeps the secret from the kernel.
+            roots.append(tempfile.mkdtemp(prefix="grader-test-secrets-"))
+            os.chmod(roots[-1], 0o777)
+            done[backend] = run_attacks(backend, pathlib.Path(roots[-1]))
+        return done[backend]
+    yield of
+    for root in roots:
+        shutil.rmtree(root)
 
 
-@pytest.mark.parametrize("attack", ["os_exit", "segfault", "sigkill_self"])
-def test_killing_the_kernel_keeps_earlier_work_and_is_reported(outcome, attack):
-    execution, verdict, text = outcome[0][attack]
+@both_backends
+def test_honest_code_runs_as_an_unprivileged_user_in_its_working_directory(outcome, backend):
+    execution, verdict, text = outcome(backend)[0]["honest"]
+    assert verdict.passed and execution.events == [], (verdict.message, execution, text)
+    cwd, uid = re.search(r"in (\S+) as (\d+)", text).groups()
+    assert cwd == "/scratch" if backend == "bwrap" else os.path.basename(cwd).startswith("grader-work-")
+    if os.geteuid() == 0:
+        assert int(uid) in [sandbox.sandbox_uid(slot) for slot in SLOTS[backend]]
+
+
+@pytest.mark.parametrize("backend, attack", [("bwrap", "os_exit"), ("bwrap", "segfault"),
+                                             ("bwrap", "sigkill_self"), ("user", "sigkill_self")])
+def test_killing_the_kernel_keeps_earlier_work_and_is_reported(outcome, backend, attack):
+    execution, verdict, text = outcome(backend)[0][attack]
     assert verdict.passed and "after" not in text
     assert any("kernel died" in e for e in execution.events), execution.events
 
 
 def test_sys_exit_is_just_an_error(outcome):
-    execution, verdict, text = outcome[0]["sys_exit"]
+    execution, verdict, text = outcome("bwrap")[0]["sys_exit"]
     assert verdict.passed and "after" in text, (execution, verdict)
 
 
-def test_infinite_loop_is_stopped_by_the_cell_time_limit(outcome):
-    execution, verdict, _ = outcome[0]["infinite_loop"]
+@both_backends
+def test_infinite_loop_is_stopped_by_the_cell_time_limit(outcome, backend):
+    execution, verdict, _ = outcome(backend)[0]["infinite_loop"]
     assert any("longer than 8 s" in e for e in execution.events)
     assert not verdict.passed and "no outputs" in verdict.message
 
 
 def test_notebook_time_limit(outcome):
-    execution, verdict, _ = outcome[0]["notebook_time"]
+    execution, verdict, _ = outcome("bwrap")[0]["notebook_time"]
     assert any("time limit" in e or "longer than" in e for e in execution.events), execution.events
     assert not verdict.passed
 
 
-def test_memory_bomb_is_refused_and_the_kernel_survives(outcome):
-    execution, verdict, text = outcome[0]["memory_bomb"]
+@both_backends
+def test_memory_bomb_is_refused_and_the_kernel_survives(outcome, backend):
+    execution, verdict, text = outcome(backend)[0]["memory_bomb"]
     assert "MemoryError" in text and verdict.passed, (execution, verdict)
 
 
-def test_fork_bomb_is_contained(outcome):
-    _, verdict, text = outcome[0]["fork_bomb"]
+@both_backends
+def test_fork_bomb_is_contained(outcome, backend):
+    _, verdict, text = outcome(backend)[0]["fork_bomb"]
     assert "fork refused" in text and verdict.passed
+    if backend == "user" and os.geteuid() == 0:  # no namespace ends its children: the grader does
+        assert all(sandbox._live_processes_of(sandbox.sandbox_uid(slot)) == [] for slot in SLOTS["user"])
 
 
-def test_output_flood_is_capped(outcome):
-    _, verdict, text = outcome[0]["output_flood"]
+@both_backends
+def test_output_flood_is_capped(outcome, backend):
+    _, verdict, text = outcome(backend)[0]["output_flood"]
     assert len(text) < 2 * LIMITS.output_bytes
     assert "discarded" in text and verdict.passed
 
 
-def test_file_size_limit(outcome):
-    _, verdict, text = outcome[0]["big_file"]
+@both_backends
+def test_file_size_limit(outcome, backend):
+    _, verdict, text = outcome(backend)[0]["big_file"]
     assert "File too large" in text and verdict.passed  # Python ignores SIGXFSZ: write fails
 
 
-def test_course_files_and_reference_are_invisible(outcome):
-    _, _, text = outcome[0]["read_secrets"]
+@both_backends
+def test_the_working_directory_is_bounded(outcome, backend):
+    execution, verdict, text = outcome(backend)[0]["working_dir_fill"]
+    assert "wrote 256 MiB" not in text
+    if backend == "bwrap":  # a sized tmpfs: the write fails, the kernel goes on
+        assert "No space left on device" in text and verdict.passed, text
+    else:  # the host's disk: the worker stops the kernel past scratch_bytes + tmp_bytes
+        assert any("into its working directory; the kernel was stopped" in e for e in execution.events), execution
+
+
+@both_backends
+def test_course_files_and_reference_are_invisible(outcome, backend):
+    _, _, text = outcome(backend)[0]["read_secrets"]
     assert "SECRET" not in text and "def " not in text
     assert text.count("blocked") == 4
 
 
-def test_writes_outside_scratch_fail_and_canary_is_unchanged(outcome):
-    _, _, text = outcome[0]["write_outside"]
-    assert outcome[2].read_text() == "unchanged"
+@both_backends
+def test_writes_outside_scratch_fail_and_canary_is_unchanged(outcome, backend):
+    _, _, text = outcome(backend)[0]["write_outside"]
+    assert outcome(backend)[2].read_text() == "unchanged"
     assert "wrote" not in text and text.count("blocked") == 5
 
 
-def test_network_is_unreachable_and_the_listener_sees_nothing(outcome):
-    _, _, text = outcome[0]["network"]
-    assert outcome[1] == [] and "connected" not in text and text.count("blocked") == 2
+@both_backends
+def test_network_is_unreachable_and_the_listener_sees_nothing(outcome, backend):
+    _, _, text = outcome(backend)[0]["network"]
+    assert outcome(backend)[1] == [] and "connected" not in text and text.count("blocked") == 2
+    if backend == "user":  # refused by seccomp, not merely unroutable
+        assert text.count("blocked PermissionError") == 2
 
 
-@pytest.mark.parametrize("attack", ["pickle_capture", "symlink_capture", "always_equal",
-                                    "patched_capture", "patched_traceback"])
-def test_forged_or_faked_results_earn_nothing(outcome, attack):
-    _, verdict, _ = outcome[0][attack]
+@pytest.mark.parametrize("backend, attack", [("bwrap", "pickle_capture"), ("bwrap", "symlink_capture"),
+                                             ("user", "symlink_capture"), ("bwrap", "always_equal"),
+                                             ("bwrap", "patched_capture"), ("bwrap", "patched_traceback")])
+def test_forged_or_faked_results_earn_nothing(outcome, backend, attack):
+    _, verdict, _ = outcome(backend)[0][attack]
     assert not verdict.passed
     if attack == "pickle_capture":
         assert "only plain numeric arrays" in verdict.message
@@ -223,3 +303,22 @@ def test_a_python_environment_under_tmp_is_bound_over_the_private_tmp(monkeypatc
     private_tmp = args.index("--tmpfs")
     assert args[private_tmp + 1] == "/tmp"
     assert args.index("/tmp/clone/.venv") > private_tmp
+
+
+def test_a_kernel_that_never_starts_is_started_afresh_then_a_grader_fault(tmp_path, monkeypatch):
+    """No student code runs before the kernel answers, so a kernel that dies at start-up (a
+    loaded host, a broken sandbox) must never become the student's zero."""
+    starts = []
+
+    def dies_at_start(manager, extra_arguments=None):
+        starts.append(1)
+        return ["/bin/sh", "-c", "echo the kernel could not start >&2; exit 3"]
+
+    monkeypatch.setattr(execute.SandboxedKernelManager, "format_kernel_cmd", dies_at_start)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HONEST)])
+    with pytest.raises(execute.KernelDidNotStart) as failure:
+        execute.run_notebook(nb, support_files=SUPPORT_FILES, seed=SEED, capture_dir=str(tmp_path),
+                             limits=LIMITS, unsafe=True)
+    assert len(starts) == execute.KERNEL_START_ATTEMPTS == 2
+    assert "did not start" in str(failure.value) and "the kernel could not start" in str(failure.value)
+    assert nb.cells[0].outputs == []

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
 from cluster import executor as cluster_executor
-from grader import cgroups, sandbox, submission
+from grader import assignment as assignments, cgroups, sandbox, submission
 from grader.course import late
 from grader.course.inbox import submitted_students
 from grader.course.layout import gradebook
@@ -67,12 +67,34 @@ def released_files(course, assignment):
     return files
 
 
-def autograde_jobs(course, assignment, limits, unsafe):
+def autograde_jobs(course, assignment, limits, unsafe, sandbox_backend="auto"):
     notebooks = trusted_notebooks(course, assignment)
     for student in submitted_students(course, assignment):
         yield submission.GradingJob(student, assignment, os.path.join(course, "submitted", student, assignment),
                                     os.path.join(course, "autograded", student, assignment), notebooks,
-                                    limits, unsafe)
+                                    limits, unsafe, sandbox_backend)
+
+
+def grader_files(course):
+    """What the user sandbox's kernels must not read: the course (gradebook, source notebooks,
+    submissions, results), the assignments (references, bug catalogues) and reference_impl."""
+    import reference_impl
+    return [course, assignments.root(), os.path.dirname(os.path.abspath(reference_impl.__file__))]
+
+
+def choose_sandbox(course, unsafe, executor, requested):
+    """(backend to give the jobs, a line naming it). Locally the sandbox is chosen (and probed)
+    here; Ray workers choose on their own machines. Under the user backend the grader's
+    files are first closed to other users, and checked."""
+    requested = requested or os.environ.get(sandbox.BACKEND_VARIABLE) or "auto"
+    if unsafe:
+        return requested, "sandbox: none (--unsafe-no-sandbox)"
+    backend, why = sandbox.choose_backend(requested) if executor == "local" else (requested, "")
+    if backend == "user":
+        sandbox.close_to_sandbox(grader_files(course))
+    if backend == "auto":
+        return backend, "sandbox: chosen on each Ray worker (bubblewrap, else user)"
+    return backend, sandbox.describe_backend(backend, why)
 
 
 PR_SET_PDEATHSIG = 1
@@ -133,7 +155,7 @@ def _likely_seconds(job, earlier):
 
 
 def autograde(course, assignment, workers=None, force=False, unsafe=False,
-              limits=None, progress=True, executor="local", ray_address=None):
+              limits=None, progress=True, executor="local", ray_address=None, sandbox_backend=None):
     """Grade every collected submission in parallel; finished ones are skipped unless `force`.
 
     `executor`: "local" (a pool of `workers` processes) or "ray" (one Ray
@@ -144,19 +166,23 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     moment and running it again loses and duplicates nothing.
 
     `limits`: the sandbox's limits (default: the assignment's measured time
-    limits, grader/limits.py).
+    limits, grader/limits.py). `sandbox_backend`: auto (default: $GRADER_SANDBOX,
+    else auto: bubblewrap, or the user backend where bubblewrap cannot start),
+    bwrap or user; the console's first line names the one used.
 
     No one submission can stop the run: any error while reading, running,
     judging or recording one student's work puts that student in the
     returned run's `not_graded` with the reason, and the others are graded.
     """
     course = os.path.abspath(course)
-    if not unsafe and executor == "local":  # Ray workers check on their own machines
-        sandbox.check_available()
-        Console(stderr=True).print(f"sandbox memory bounded by {cgroups.describe_accounting()}", highlight=False)
+    console = Console(stderr=True)
+    backend, sandbox_line = choose_sandbox(course, unsafe, executor, sandbox_backend)
+    console.print(sandbox_line, highlight=False)
+    if not unsafe and executor == "local":
+        console.print(f"sandbox memory bounded by {cgroups.describe_accounting()}", highlight=False)
     limits = limits or assignment_limits(assignment)
     run, jobs, likely_seconds = AutogradeRun(), [], {}
-    for job in autograde_jobs(course, assignment, limits, unsafe):
+    for job in autograde_jobs(course, assignment, limits, unsafe, backend):
         earlier = _earlier_result(job)
         if earlier is None or force or late.collected_again(course, assignment, job.student):
             likely_seconds[job.student] = _likely_seconds(job, earlier)
@@ -183,7 +209,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
         except Exception as error:  # noqa: BLE001
             run.not_graded[job.student] = _fault("reading the submission", error)
     with Progress(*Progress.get_default_columns(), MofNCompleteColumn(), disable=not progress,
-                  console=Console(stderr=True)) as bar:
+                  console=console) as bar:
         task = bar.add_task(f"grading {assignment}", total=len(prepared))
         for (job, _), runs, lost in runner.completed(submission.execute_submission, prepared):
             try:

@@ -33,8 +33,9 @@ def collect(course, assignment, inbox):
                 continue
             target = os.path.join(course, "submitted", student, assignment)
             shutil.copytree(source, target, dirs_exist_ok=True)
-            if not os.path.isfile(os.path.join(source, late.TIMESTAMP_FILE)):
-                late.write_timestamp(target, newest_file_time(source))
+            submitted = any(name.endswith(".ipynb") for name in os.listdir(source))
+            if submitted and not os.path.isfile(os.path.join(source, late.TIMESTAMP_FILE)):
+                late.write_timestamp(target, newest_file_time(source))  # no notebook: nothing was submitted
             gb.update_or_create_student(student)
             students.append(student)
     grade_again(course, assignment, changed_students(course, assignment, before))

@@ -29,6 +29,7 @@ import time
 import zipfile
 
 from grader import assignment as assignments, course, sandbox, submission
+from grader.course.grading import choose_sandbox
 from grader.gradescope.results import from_grader_result
 from grader.limits import assignment_limits
 from lms.gradescope import ORDERS
@@ -190,7 +191,9 @@ def grade(root=None):
     with tempfile.TemporaryDirectory(prefix="gradescope-") as work:
         path = shutil.copytree(os.path.join(source, "course"), os.path.join(work, "course"))
         notes = collect_submission(path, name, os.path.join(root, "submission"), os.path.join(work, "inbox"))
-        (job,) = course.autograde_jobs(path, name, assignment_limits(name), unsafe=False)
+        # Under the user sandbox (no user namespaces here), the bundle is closed to other users first.
+        backend, _ = choose_sandbox(source, unsafe=False, executor="local", requested=None)
+        (job,) = course.autograde_jobs(path, name, assignment_limits(name), unsafe=False, sandbox_backend=backend)
         job = submission.prepare_submission(job)
         runs = submission.execute_submission(job, course.released_files(path, name))
         result = submission.judge_submission(job, runs)
