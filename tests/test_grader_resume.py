@@ -73,13 +73,14 @@ def mentioning(path):
 
 
 def kill_when(path, ready, timeout=300):
-    """Start the grader, SIGKILL its process group once `ready()`; nothing of it may survive.
+    """Start the grader, SIGKILL its process group once `ready(pids of the grader and its processes)`;
+    nothing of it may survive.
 
     Returns the pids of the killed grader and its processes.
     """
     grader = start_grader(path)
     deadline = time.monotonic() + timeout
-    while not ready() and grader.poll() is None and time.monotonic() < deadline:
+    while not ready(process_tree(grader.pid)) and grader.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert grader.poll() is None, "the grader finished before it could be killed"
     tree = process_tree(grader.pid)
@@ -101,10 +102,11 @@ def test_killed_and_resumed_grading_matches_an_uninterrupted_run(released):
 
     resumed = course_copy(root, template, "resumed")
     started = time.monotonic()
-    first = kill_when(resumed, lambda: time.monotonic() - started > 2)  # still starting up
+    first = kill_when(resumed, lambda _: time.monotonic() - started > 2)  # still starting up
     assert result_files(resumed) == []
     # The unreadable notebook is judged at once; the second result comes from a kernel.
-    second = kill_when(resumed, lambda: len(result_files(resumed)) >= 2)
+    # Killed mid-notebook: a worker's run folder exists (between two notebooks there is none).
+    second = kill_when(resumed, lambda pids: len(result_files(resumed)) >= 2 and run_dirs(pids))
     assert len(second) > 3  # killed with workers and sandboxed kernels running
     assert 2 <= len(result_files(resumed)) < 4
     assert run_dirs(second)  # the workers' kernel sockets and captures, left behind by SIGKILL
