@@ -15,6 +15,7 @@ returns. Verdicts are computed later, outside the sandbox.
 
 import importlib
 import os
+import re
 import traceback
 import zlib
 
@@ -447,8 +448,15 @@ def difference(got, want, inputs=None):
 
 
 def error_report(error):
-    """What the grader is told about an exception: its type and message, at most 2000 characters."""
-    return "".join(traceback.format_exception_only(type(error), error))[-2000:]
+    """What the grader is told about an exception: its type and message, at most 2000 characters.
+
+    Keras appends the layer call's arguments ("Arguments received by ..."): their shapes
+    describe the secret inputs, which feedback never shows, and would make two gradings of
+    one submission read differently, so they are cut (with Keras's terminal colour codes).
+    """
+    report = "".join(traceback.format_exception_only(type(error), error))
+    report = re.sub(r"\x1b\[[0-9;]*m", "", report.split("\n\nArguments received by ")[0])
+    return report.strip()[-2000:]
 
 
 def capture(case_id, fn):
