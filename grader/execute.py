@@ -358,6 +358,7 @@ def _run_in_new_kernel(nb, *, support_files, seed, capture_dir, limits=sandbox.L
                     cgroup=group and group.to_spec())
         if backend == "user":
             sandbox.ensure_sandbox_user(uid)
+            sandbox.end_user_processes(uid)  # what a grader that crashed left in this slot
             scratch = _working_copy("grader-work-", support_files, work_dir, uid)
             # No tmpfs bounds its working directory: the worker does, as for the capture folder.
             quotas.append(([scratch], limits.scratch_bytes + limits.tmp_bytes, "working directory"))

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass
 SANDBOX_UID_BASE = int(os.environ.get("GRADER_SANDBOX_UID_BASE", "61000"))
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
+REAP_SECONDS = 30  # how long killed sandbox processes may stay zombies before the host is blamed
 BACKENDS = ("bwrap", "user")
 BACKEND_VARIABLE = "GRADER_SANDBOX"  # auto (the default), bwrap or user
 # World-writable folders the user backend's kernel can write to; emptied of its files after each notebook.
@@ -413,33 +414,47 @@ def _as_user(uid, function):
     return json.loads(answer)
 
 
-def _real_uid(pid):
-    """The real uid of the live process `pid`; None once it is gone (or a zombie: it holds nothing)."""
+def _process_state(pid):
+    """(real uid, state letter) of the process `pid`; None once it is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             fields = dict(line.split(":", 1) for line in f if ":" in line)
     except (OSError, ValueError):
         return None
-    if fields["State"].strip().startswith(("Z", "X")):
-        return None
-    return int(fields["Uid"].split()[0])
+    return int(fields["Uid"].split()[0]), fields["State"].strip()[:1]
+
+
+def _real_uid(pid):
+    """The real uid of the live process `pid`; None once it is gone or a zombie (nothing to kill)."""
+    state = _process_state(pid)
+    return None if state is None or state[1] in ("Z", "X") else state[0]
 
 
 def _live_processes_of(uid):
     return [int(name) for name in os.listdir("/proc") if name.isdigit() and _real_uid(int(name)) == uid]
 
 
-def end_user_processes(uid, rounds=200):
-    """SIGKILL every process of the sandbox `uid`: a fork bomb's children outlive their kernel.
+def _all_processes_of(uid):
+    return [int(name) for name in os.listdir("/proc")
+            if name.isdigit() and (_process_state(int(name)) or (None, ""))[0] == uid]
 
-    The uid is this worker's slot alone (`claim_slot`), so nothing else runs
-    as it. Each process is pinned by a pidfd before its uid is checked, so a
-    reused pid is never signalled; rounds repeat until none is left.
+
+def end_user_processes(uid, rounds=200, reap_seconds=REAP_SECONDS):
+    """SIGKILL every process of the sandbox `uid`, then wait until they are reaped.
+
+    A fork bomb's children outlive their kernel. The uid is this worker's slot
+    alone (`claim_slot`), so nothing else runs as it. Each process is pinned by
+    a pidfd before its uid is checked, so a reused pid is never signalled;
+    rounds repeat until none is left. Killed processes stay zombies until their
+    new parent (the host's init) reaps them, and a zombie still counts toward
+    the uid's RLIMIT_NPROC: the next kernel in this slot, another student's,
+    would start with fewer processes and threads than its limit (its messages
+    broke when a thread could not start). So this returns only once none is left.
     """
     for _ in range(rounds):
         pids = _live_processes_of(uid)
         if not pids:
-            return
+            break
         for pid in pids:
             try:
                 handle = os.pidfd_open(pid)
@@ -453,7 +468,17 @@ def end_user_processes(uid, rounds=200):
             finally:
                 os.close(handle)
         time.sleep(0.01)
-    raise RuntimeError(f"processes of the sandbox uid {uid} kept appearing after {rounds} rounds of SIGKILL")
+    else:
+        raise RuntimeError(f"processes of the sandbox uid {uid} kept appearing after {rounds} rounds of SIGKILL")
+    deadline = time.monotonic() + reap_seconds
+    while zombies := _all_processes_of(uid):  # only zombies by now
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable(
+                f"{len(zombies)} killed processes of the sandbox uid {uid} were not reaped within "
+                f"{reap_seconds} s (they still count toward the next kernel's process limit); the "
+                "host's init does not reap orphans: run the grader under one that does "
+                "(docker run --init, tini)")
+        time.sleep(0.02)
 
 
 def remove_user_files(uid, keep=()):
@@ -463,12 +488,15 @@ def remove_user_files(uid, keep=()):
         if not os.path.isdir(folder):
             continue
         for entry in os.scandir(folder):
-            if entry.path in keep or entry.stat(follow_symlinks=False).st_uid != uid:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                os.unlink(entry.path)
+            try:  # other programs' files come and go in the shared folders meanwhile
+                if entry.path in keep or entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
 
 
 def ensure_sandbox_user(uid):
