@@ -72,6 +72,11 @@ def main(argv=None):
     check = commands.add_parser("check", help="grade each assignment's source notebook (full marks "
                                 "expected) and release (zero expected) in the sandbox")
     check.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: every assignment")
+    check.add_argument("--seeds", type=int, default=0,
+                       help="also grade every catalogued bug and alternative on this many secret seeds, "
+                            "in this process: each bug must lose the same cells on every seed")
+    check.add_argument("--no-sandbox", action="store_true",
+                       help="skip grading the source and the release in the sandbox")
     new = commands.add_parser("new-assignment", help="create assignments/NAME/ from a skeleton "
                               "(or under $GRADER_ASSIGNMENTS)")
     new.add_argument("name")
@@ -101,11 +106,12 @@ def main(argv=None):
     if args.command == "check":
         from grader import check
         try:
-            wrong = check.check(args.assignments)
+            wrong = check.check(args.assignments, seeds=args.seeds, in_sandbox=not args.no_sandbox)
         except (KeyError, FileNotFoundError) as error:
             sys.exit(f"error: {error.args[0]}")
         if wrong:
-            sys.exit(f"graded wrong (inconsistent, source not full marks, or release not zero): "
+            sys.exit(f"graded wrong (inconsistent, source not full marks, release not zero, or a "
+                     f"catalogue problem): "
                      f"{', '.join(wrong)}")
         return
     if args.command in ("gradescope", "gradescope-run"):

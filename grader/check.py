@@ -4,8 +4,13 @@
   case id used is declared and every declared one used; every graded function
   has a reference and a bug catalogue).
 * `grade_code`: a notebook's definitions (the solution, a mutant or an
-  alternative) graded through the capture and verdict path, in this process
-  (the tests use it: every bug loses points, every alternative gets full marks).
+  alternative) graded through the capture and verdict path, in this process.
+* `check_catalogue`: the solution, every catalogued bug and every alternative
+  graded that way on several secret seeds: the solution and the alternatives
+  get full marks on each, every bug loses the same cells on each (a grade that
+  does not depend on the seed) and is named in the feedback. The tests run it
+  on a few seeds; `python -m grader check --seeds 20` on as many as asked,
+  under the grader's Keras backend.
 * `grade_in_sandbox`: the assignment set up in a fresh course, released, and
   two submissions graded one at a time in the real sandbox with the course
   commands: the source notebook (full marks expected) and the released stub
@@ -16,14 +21,18 @@
   time limits derived from it (`grader.limits`) written to its grading.json.
 """
 
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 
+import keras
 import nbformat
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +48,8 @@ def grade_code(assignment, code, seed=20251123, only=None):
     """
     results = {}
     nb = assignment.notebook()
-    with tempfile.TemporaryDirectory() as capture_dir, \
+    # What the capture prints for students ("outputs recorded ...") would bury the staff's tables.
+    with tempfile.TemporaryDirectory() as capture_dir, contextlib.redirect_stdout(io.StringIO()), \
             mutation.grading_environment(assignment, capture_dir, seed):
         namespace = {"__name__": "__student__"}
         exec(compile(code, "<definitions>", "exec"), namespace)
@@ -55,6 +65,80 @@ def grade_code(assignment, code, seed=20251123, only=None):
             results[cell.grade_id] = (verdict.score, verdict.points,
                                       [case["message"] for case in verdict.cases])
     return results
+
+
+def fairness_seeds(count):
+    """`count` secret seeds, far apart (the same ones on every run, so a finding can be replayed)."""
+    return [7 + 1_000_003 * i for i in range(count)]
+
+
+def lost_cells(results):
+    return frozenset(grade_id for grade_id, (score, points, _) in results.items() if score < points)
+
+
+@dataclass
+class CatalogueCheck:
+    """What `check_catalogue` found; each field lists what is wrong, so all empty means right."""
+
+    assignment: str
+    seeds: list
+    bugs: int = 0
+    alternatives: int = 0
+    solution_loses: dict = field(default_factory=dict)   # seed -> cells the solution loses
+    unfair: dict = field(default_factory=dict)           # bug -> "no points lost" or {seed: other cells}
+    unnamed: list = field(default_factory=list)          # bugs the feedback does not name
+    alternatives_lose: dict = field(default_factory=dict)  # alternative -> (seed, cells it loses)
+    seconds: float = 0.0
+
+    @property
+    def problems(self):
+        return {name: value for name, value in (("solution loses points", self.solution_loses),
+                                                ("bugs graded unfairly", self.unfair),
+                                                ("bugs not named", self.unnamed),
+                                                ("alternatives lose points", self.alternatives_lose)) if value}
+
+
+def check_catalogue(name, seeds):
+    """Grade the solution, each catalogued bug and each alternative of assignment `name` on `seeds`.
+
+    A bug must lose the same non-empty set of cells on every seed (two students
+    with the same bug get the same grade), and be named in the feedback ("known
+    bug: <description>", checked on the first seed).
+    """
+    started = time.perf_counter()
+    assignment = assignments.load(name)
+    code = mutation.definitions(assignment.notebook())
+    bugs, correct = assignment.catalogue
+    found = CatalogueCheck(name, list(seeds))
+    for seed in seeds:
+        if cells := lost_cells(grade_code(assignment, code, seed=seed)):
+            found.solution_loses[seed] = sorted(cells)
+    for function, edits in bugs.items():
+        for description, old, new in edits:
+            found.bugs += 1
+            mutated = mutation.apply_bug(code, old, new)
+            per_seed = {seed: grade_code(assignment, mutated, seed=seed, only=function) for seed in seeds}
+            first = lost_cells(per_seed[seeds[0]])
+            if not first:
+                found.unfair[f"{function}: {description}"] = "no points lost"
+            elif any(lost_cells(results) != first for results in per_seed.values()):
+                found.unfair[f"{function}: {description}"] = {
+                    seed: sorted(lost_cells(results)) for seed, results in per_seed.items()}
+            messages = [m for _, _, cell_messages in per_seed[seeds[0]].values() for m in cell_messages]
+            if not any("known bug: " in m and description in m for m in messages):
+                found.unnamed.append(f"{function}: {description}")
+        for description, definition in correct[function].items():
+            found.alternatives += 1
+            for seed in seeds:
+                results = grade_code(assignment, code + "\n\n" + definition, seed=seed, only=function)
+                if not results:
+                    found.alternatives_lose[f"{function} (correct): {description}"] = "no graded cell"
+                    break
+                if cells := lost_cells(results):
+                    found.alternatives_lose[f"{function} (correct): {description}"] = (seed, sorted(cells))
+                    break
+    found.seconds = time.perf_counter() - started
+    return found
 
 
 def grade_in_sandbox(assignment, root):
@@ -79,14 +163,22 @@ def graded_right(assignment, results):
             and bool(released["notebooks"][assignment]["cells"]))
 
 
-def check(names=None, console=None):
-    """Check each assignment (all by default); returns the names that failed, printing a table."""
+def check(names=None, console=None, seeds=0, in_sandbox=True):
+    """Check each assignment (all by default); returns the names that failed, printing tables.
+
+    `in_sandbox`: grade the source and the release in the real sandbox;
+    `seeds`: also `check_catalogue` on that many secret seeds.
+    """
     console = console or Console()
     names = names or assignments.names()
-    table = Table(title=f"Grading in the sandbox ({os.cpu_count()} cores, {platform.node()}, "
-                        f"{time.strftime('%Y-%m-%d')})")
+    machine = f"{os.cpu_count()} cores, {platform.node()}, {time.strftime('%Y-%m-%d')}"
+    table = Table(title=f"Grading in the sandbox ({machine})")
     for column in ("assignment", "solution score", "solution s", "released score", "released s", "total s"):
         table.add_column(column, justify="left" if column == "assignment" else "right")
+    catalogue = Table(title=f"Known bugs and alternatives on {seeds} secret seeds "
+                            f"({keras.backend.backend()}, {machine})")
+    for column in ("assignment", "bugs", "alternatives", "problems", "s"):
+        catalogue.add_column(column, justify="left" if column in ("assignment", "problems") else "right")
     wrong = []
     for name in names:
         problems = assignments.load(name).problems()
@@ -94,19 +186,31 @@ def check(names=None, console=None):
             console.print(f"[red]{name}: inconsistent[/red]\n  " + "\n  ".join(problems))
             wrong.append(name)
             continue
+        if seeds:
+            found = check_catalogue(name, fairness_seeds(seeds))
+            catalogue.add_row(name, str(found.bugs), str(found.alternatives),
+                              json.dumps(found.problems, default=str) if found.problems else "none",
+                              f"{found.seconds:.0f}")
+            if found.problems:
+                wrong.append(name)
+        if not in_sandbox:
+            continue
         root = tempfile.mkdtemp(prefix=f"grade-{name}-", dir=os.path.expanduser("~"))
         try:
             results, total = grade_in_sandbox(name, root)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        if not graded_right(name, results):
+        if not graded_right(name, results) and name not in wrong:
             wrong.append(name)
         solution, released = results["solution"], results["released"]
         table.add_row(name, f"{solution['score']:g} / {solution['max_score']:g}",
                       f"{solution['notebooks'][name]['seconds']:.0f}",
                       f"{released['score']:g} / {released['max_score']:g}",
                       f"{released['notebooks'][name]['seconds']:.0f}", f"{total:.0f}")
-    console.print(table)
+    if seeds:
+        console.print(catalogue)
+    if in_sandbox:
+        console.print(table)
     return wrong
 
 

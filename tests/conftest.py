@@ -10,7 +10,7 @@ os.environ["GRADER_SANDBOX_UID_BASE"] = str(61000 + 1000 * int(_worker.removepre
 
 # The longest files start first (pytest-xdist hands out files in this order),
 # so none of them is left running alone while the other process idles.
-SLOWEST_FIRST = ["test_demo.py", "test_grading_fairness.py", "test_grader_faults.py", "test_scaling.py",
+SLOWEST_FIRST = ["test_demo.py", "test_assignment_mutants.py", "test_grader_faults.py", "test_scaling.py",
                  "test_grader_sandbox_user.py", "test_benchmarks_faults.py", "test_grader_resume.py",
                  "test_benchmarks_end_to_end.py", "test_benchmarks_families.py", "test_gpu_smoke.py",
                  "test_grader_course.py", "test_add_assignment.py", "test_gradescope.py"]
