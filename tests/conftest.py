@@ -10,10 +10,12 @@ os.environ["GRADER_SANDBOX_UID_BASE"] = str(61000 + 1000 * int(_worker.removepre
 
 # The longest files start first (pytest-xdist hands out files in this order),
 # so none of them is left running alone while the other process idles.
-SLOWEST_FIRST = ["test_demo.py", "test_assignment_mutants.py", "test_grader_faults.py", "test_scaling.py",
-                 "test_grader_sandbox_user.py", "test_benchmarks_faults.py", "test_grader_resume.py",
-                 "test_benchmarks_end_to_end.py", "test_benchmarks_families.py", "test_gpu_smoke.py",
-                 "test_grader_course.py", "test_add_assignment.py", "test_gradescope.py"]
+SLOWEST_FIRST = ["test_demo.py", "test_scaling.py", "test_assignment_mutants.py", "test_grader_faults.py",
+                 "test_benchmarks_families.py", "test_grader_resume.py", "test_exchange_round_trip.py",
+                 "test_elmo.py", "test_benchmarks_end_to_end.py", "test_gradescope.py", "test_secret_inputs.py",
+                 "test_gpu_smoke.py", "test_late_submissions.py", "test_grader_course.py",
+                 "test_benchmarks_faults.py", "test_grader_sandbox.py", "test_add_assignment.py",
+                 "test_grader_sandbox_user.py", "test_written_questions.py"]
 
 
 def pytest_collection_modifyitems(items):

@@ -62,7 +62,6 @@ def run(command, env):
                           text=True, timeout=900)
 
 
-@pytest.mark.slow
 def test_a_new_assignment_made_as_the_readme_says_grades_right(tmp_path, monkeypatch):
     steps = readme_steps()
     assert [language for language, _ in steps] == ["bash", "python", "bash"], steps

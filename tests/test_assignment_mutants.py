@@ -69,6 +69,16 @@ def test_every_graded_function_has_enough_mutants(name):
         assert len(correct[function]) >= MIN_CORRECT, function
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_solution_gets_full_marks_under_every_backend(name):
+    """The source solution agrees with the references under this backend (`make test` runs this
+    file's backend tests again under JAX; `test_the_same_grades_under_jax` grades the catalogue)."""
+    assignment, code, _, _ = table(name)
+    results = check.grade_code(assignment, code, seed=check.fairness_seeds(1)[0])
+    assert results and not check.lost_cells(results), results
+
+
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_every_bug_loses_the_same_points_on_every_seed_and_is_named(name):
     """The solution and every alternative get full marks, every bug loses the same cells, on each
@@ -78,6 +88,7 @@ def test_every_bug_loses_the_same_points_on_every_seed_and_is_named(name):
     assert found.problems == {}
 
 
+@pytest.mark.long  # every bug and alternative of every assignment under JAX: `make test-long`
 def test_the_same_grades_under_jax():
     """Under JAX too (references, solutions, bugs and alternatives all run on JAX), through the
     staff command, on one seed: the inputs are drawn by numpy, the same under both backends."""

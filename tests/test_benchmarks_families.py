@@ -23,8 +23,9 @@ CONFIG = finetune.FineTuneConfig(learning_rate=1e-3, epochs=1, batch_size=32, se
                                  max_train_examples=32, max_eval_examples=32)
 FAMILY_NAMES = ("bert", "roberta", "albert", "electra", "gpt", "elmo")
 
+# Long (`make test-long`, not `make test`): six models trained and fine-tuned, 2.5 CPU-minutes.
 pytestmark = [pytest.mark.skipif(not os.path.isdir(GLUE_DIR), reason="needs ../shared/glue_data"),
-              pytest.mark.slow]  # six models trained and fine-tuned: about a minute on two idle cores
+              pytest.mark.long]
 
 
 def training_text():

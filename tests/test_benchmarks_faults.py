@@ -157,12 +157,12 @@ def open_at_once(location):
     return [outcomes.get(timeout=10), outcomes.get(timeout=10)]
 
 
+@pytest.mark.long  # racing driver processes, several rounds: `make test-long`
 def test_two_drivers_create_one_new_sqlite_file_at_once(tmp_path):
     for attempt in range(4):  # the race is hit most times; four rounds make a miss unlikely
         path = str(tmp_path / f"results{attempt}.db")
         assert open_at_once(path) == ["ok", "ok"]
         assert results.ResultsDatabase(path).runs() == []
-
 
 
 def fill_cache(vocabulary, glue_dir, cache_dir, barrier, outcomes):
@@ -185,6 +185,7 @@ def fill_cache(vocabulary, glue_dir, cache_dir, barrier, outcomes):
         outcomes.put(f"{type(error).__name__}: {error}"[:300])
 
 
+@pytest.mark.long  # racing driver processes, several rounds: `make test-long`
 def test_two_drivers_fill_one_new_token_cache_at_once(suite, tiny, tmp_path):
     context = multiprocessing.get_context("spawn")
     vocabulary = os.path.join(tiny, "vocab.txt")
@@ -204,6 +205,7 @@ def test_two_drivers_fill_one_new_token_cache_at_once(suite, tiny, tmp_path):
             not [name for name in os.listdir(cache_dir) if "partial" in name]
 
 
+@pytest.mark.long  # racing driver processes, several rounds: `make test-long`
 def test_two_benchmark_runs_started_together_store_every_row_once(suite, tiny, tmp_path):
     database, cache = tmp_path / "new" / "results.db", tmp_path / "new-cache"
     command = [sys.executable, "-m", "benchmarks", "run", tiny, "--glue-dir", suite, "--tasks", "SST-2", "STS-B",

@@ -16,8 +16,6 @@ from benchmarks import __main__ as cli
 from benchmarks import baselines, finetune, reports, results, runner, splits, submissions, tasks
 from benchmarks.builtin_suite import write_builtin_suite
 
-pytestmark = pytest.mark.slow  # two tiny fine-tunings: 69 s on the shared, loaded 2-core VM
-
 CONFIG = finetune.FineTuneConfig(learning_rate=1e-3, epochs=1, batch_size=16, sequence_length=16,
                                  max_train_examples=None, max_eval_examples=None)
 

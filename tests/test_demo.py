@@ -14,6 +14,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+# Long (`make test-long`, not `make test`): the whole demo, about 7 CPU-minutes.
+pytestmark = pytest.mark.long
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

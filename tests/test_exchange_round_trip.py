@@ -15,6 +15,10 @@ from grader import course
 from grader.__main__ import main
 from grader.course import late
 
+# Long (`make test-long`, not `make test`): nbgrader's exchange round trip for a
+# class, graded twice.
+pytestmark = pytest.mark.long
+
 ASSIGNMENT = "attention"
 COURSE_ID = "lm-course"
 STUDENTS = ("alice", "bob")

@@ -455,6 +455,7 @@ def with_python_reachable(command):
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", needed, private, *command]
 
 
+@pytest.mark.long  # a class graded by root, then by another user: `make test-long`
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="switching users needs root")
 def test_a_non_root_grader_after_a_root_grader_grades_or_says_what_to_set(tmp_path):
     # Root grades first: its slot folder (mode 0700) exists from then on.

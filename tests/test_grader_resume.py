@@ -21,6 +21,10 @@ from grader import course, submission
 from tests.grading_state import (ASSIGNMENT, collected_course, gradebook_state, process_tree, read_stat,
                                  result_files, results_state)
 
+# Long (`make test-long`, not `make test`): a class graded, the grader killed
+# mid-notebook, then resumed.
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):

@@ -22,6 +22,10 @@ import pytest
 from grader import course
 from tests.grading_state import ASSIGNMENT, collected_course, gradebook_state, process_tree, results_state
 
+# Long (`make test-long`, not `make test`): a Ray cluster and a PostgreSQL server started,
+# a class and a benchmark run through them.
+pytestmark = pytest.mark.long
+
 
 def _free_port():
     with socket.socket() as probe:

@@ -92,6 +92,7 @@ def test_student_takes_every_other_teacher_layer_and_everything_else():
         student_from_teacher(AlbertBackbone.from_name("tiny", vocabulary_size=97))
 
 
+@pytest.mark.training
 def test_task_distillation_trains_the_student_towards_the_teacher():
     keras.utils.set_random_seed(0)
     teacher = SequenceClassifier(BertBackbone(**TINY, dropout=0.0), num_classes=2, dropout=0.0)

@@ -133,6 +133,7 @@ def test_one_step_samples_at_masked_positions_and_weights_rtd_by_fifty(pretraine
         rtol=1e-5)
 
 
+@pytest.mark.training
 def test_fit_trains_generator_and_discriminator():
     model = tiny_pretrainer()
     # Graph mode (a compiled train step) without XLA, whose compile is slow on a CPU.

@@ -150,6 +150,7 @@ def test_label_word_classifier_reads_lm_logits_at_last_real_token():
     np.testing.assert_allclose(numpy(scorer(inputs)), expected, atol=1e-5)
 
 
+@pytest.mark.training
 def test_classifier_fine_tunes_from_the_last_real_token():
     # Label: does token 5 occur? Only the last real position has seen every token.
     keras.utils.set_random_seed(0)
@@ -188,6 +189,7 @@ def test_flops_per_token_is_six_n_plus_attention_term():
     assert flops_per_token(backbone, 16) == 6 * n + 12 * 2 * 32 * 16
 
 
+@pytest.mark.training
 def test_pretraining_on_real_text_beats_a_unigram_model(capsys):
     """Byte-level ids of the offline corpus (no tokenizer needed, so this runs on every backend)."""
     from reference_impl.corpus import offline_corpus, train_validation_split

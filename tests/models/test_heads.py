@@ -27,6 +27,7 @@ def data(seed, batch=128):
     return inputs
 
 
+@pytest.mark.training
 def test_sequence_classifier_learns_which_texts_contain_a_token_and_trains_the_backbone():
     keras.utils.set_random_seed(0)
     x = data(0)

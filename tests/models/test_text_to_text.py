@@ -38,6 +38,7 @@ def test_glue_tasks_read_as_text():
         glue_as_text("WNLI", [("a", "b")], [0])
 
 
+@pytest.mark.training
 def test_sst2_as_text_to_text_trains_and_decodes_label_words():
     # Seed first: under TensorFlow, seeding clears the op caches that hold the sentencepiece model.
     keras.utils.set_random_seed(0)

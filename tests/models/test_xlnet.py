@@ -106,6 +106,7 @@ def test_permutation_masks_follow_the_order():
     assert weights.sum() == 8 and set(np.unique(mapping.sum(-1))) == {1.0}
 
 
+@pytest.mark.training
 def test_permutation_lm_loss_falls_on_real_text():
     sentences = [split_words(s) for d in offline_corpus()[:60] for s in split_sentences(d)]
     vocabulary = build_word_vocabulary(sentences, 500)
