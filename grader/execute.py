@@ -359,13 +359,14 @@ def _run_in_new_kernel(nb, *, support_files, seed, capture_dir, limits=sandbox.L
         if backend == "user":
             sandbox.ensure_sandbox_user(uid)
             sandbox.end_user_processes(uid)  # what a grader that crashed left in this slot
+            sandbox.remove_user_ipc(uid)
             scratch = _working_copy("grader-work-", support_files, work_dir, uid)
             # No tmpfs bounds its working directory: the worker does, as for the capture folder.
             quotas.append(([scratch], limits.scratch_bytes + limits.tmp_bytes, "working directory"))
             spec.update(work_dir=scratch, support_files={},
                         env=sandbox.sandbox_env(seed, scratch=scratch, capture=capture_dir, tmp=scratch))
             after_kernel = functools.partial(sandbox.end_user_processes, uid)
-            leftovers = functools.partial(sandbox.remove_user_files, uid, keep=[capture_dir])
+            leftovers = functools.partial(sandbox.remove_user_leftovers, uid, keep=[capture_dir])
         else:
             spec.update(env=sandbox.sandbox_env(seed))
         km.sandbox_spec = spec

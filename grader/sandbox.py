@@ -263,7 +263,9 @@ def set_rlimits(limits):
                           (resource.RLIMIT_CPU, limits.cpu_seconds),
                           (resource.RLIMIT_NPROC, limits.processes),
                           (resource.RLIMIT_FSIZE, limits.file_bytes),
-                          (resource.RLIMIT_CORE, 0)):
+                          (resource.RLIMIT_CORE, 0),
+                          # No POSIX message queue: one outlives its notebook and has no file to remove.
+                          (resource.RLIMIT_MSGQUEUE, 0)):
         resource.setrlimit(rlimit, (value, value))
 
 
@@ -479,6 +481,38 @@ def end_user_processes(uid, rounds=200, reap_seconds=REAP_SECONDS):
                 "host's init does not reap orphans: run the grader under one that does "
                 "(docker run --init, tini)")
         time.sleep(0.02)
+
+
+# System V IPC objects outlive their processes (bubblewrap's IPC namespace ends them with the
+# sandbox; the user backend shares the host's): /proc/sysvipc's table, its id column, and
+# the function that removes one (IPC_RMID = 0).
+SYSV_IPC = {"shm": ("shmid", lambda libc, ident: libc.shmctl(ident, 0, None)),
+            "sem": ("semid", lambda libc, ident: libc.semctl(ident, 0, 0)),
+            "msg": ("msqid", lambda libc, ident: libc.msgctl(ident, 0, None))}
+
+
+def remove_user_ipc(uid):
+    """Remove the System V shared memory, semaphores and message queues the sandbox `uid` owns or
+    made: a segment would keep its memory after the notebook (none of the sandbox's limits
+    bounds it once the processes are gone), for every student graded after on this host."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for table, (id_column, remove) in SYSV_IPC.items():
+        try:
+            with open(f"/proc/sysvipc/{table}") as f:
+                header, *rows = [line.split() for line in f]
+        except OSError:
+            continue
+        column = {name: index for index, name in enumerate(header)}
+        for row in rows:
+            if uid in (int(row[column["uid"]]), int(row[column["cuid"]])):
+                remove(libc, int(row[column[id_column]]))  # already gone: EINVAL, nothing to do
+
+
+def remove_user_leftovers(uid, keep=()):
+    """What the sandbox `uid` left on the shared host after its processes ended: its files in the
+    shared temporary folders (`keep` stays) and its System V IPC objects."""
+    remove_user_files(uid, keep)
+    remove_user_ipc(uid)
 
 
 def remove_user_files(uid, keep=()):

@@ -11,6 +11,7 @@ under TensorFlow here and under JAX through `python -m grader check`.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -86,6 +87,26 @@ def test_every_bug_loses_the_same_points_on_every_seed_and_is_named(name):
     found = check.check_catalogue(name, check.fairness_seeds(SEEDS))
     assert found.bugs >= MIN_BUGS and found.alternatives >= MIN_CORRECT
     assert found.problems == {}
+
+
+def test_a_bug_graded_differently_on_some_seeds_is_reported(tmp_path, monkeypatch):
+    """The check is not blind: a bug that is wrong on odd seeds only (two students with it would
+    get different grades) and an edit that changes nothing are both reported."""
+    source = assignments.load("attention")
+    folder = tmp_path / "attention"
+    shutil.copytree(source.folder, folder)
+    correct = "return ops.transpose(x, (0, 2, 1, 3))"
+    on_odd_seeds = correct + " * (2.0 if int(__import__('os').environ['GRADER_SEED']) % 2 else 1.0)"
+    with open(folder / "bugs.py", "a") as f:
+        f.write(f"\nBUGS['split_heads'] += [('wrong on odd seeds only', {correct!r}, {on_odd_seeds!r}),\n"
+                f"                        ('no change at all', {correct!r}, {correct!r})]\n")
+    monkeypatch.setenv(assignments.ROOT_VARIABLE, str(tmp_path))
+    seeds = check.fairness_seeds(SEEDS)
+    assert len({seed % 2 for seed in seeds}) == 2
+    found = check.check_catalogue("attention", seeds)
+    assert found.unfair == {
+        "split_heads: wrong on odd seeds only": {seed: ["split_heads_test"] if seed % 2 else [] for seed in seeds},
+        "split_heads: no change at all": "no points lost"}
 
 
 @pytest.mark.long  # every bug and alternative of every assignment under JAX: `make test-long`

@@ -48,7 +48,8 @@ SLOTS = {"bwrap": (0, 1), "user": (300, 301)}
 # What the user backend enforces differently from bubblewrap: file permissions, seccomp,
 # rlimits and process clean-up on the shared host, and the shared wall-clock and output limits.
 USER_ATTACKS = ["honest", "sigkill_self", "infinite_loop", "memory_bomb", "fork_bomb", "output_flood",
-                "big_file", "working_dir_fill", "read_secrets", "write_outside", "network", "symlink_capture"]
+                "big_file", "sysv_ipc", "working_dir_fill", "read_secrets", "write_outside", "network",
+                "symlink_capture"]
 both_backends = pytest.mark.parametrize("backend", ["bwrap", "user"])
 
 
@@ -71,6 +72,13 @@ def attacks(secret, canary, port, references):
         "output_flood": ["for _ in range(20000): print('x' * 100)",
                          "import os\nfor _ in range(10000): os.write(1, b'y' * 10000)", HONEST],
         "big_file": ["open('big', 'wb').write(b'0' * 64 * 2**20)", HONEST],
+        "sysv_ipc": ["import ctypes\nlibc = ctypes.CDLL(None)\nlibc.shmat.restype = ctypes.c_void_p\n"
+                     "segment = libc.shmget(0, 64 * 2**20, 0o1600)\n"  # IPC_PRIVATE, IPC_CREAT
+                     "ctypes.memset(libc.shmat(segment, None, 0), 1, 64 * 2**20)\n"
+                     "print('made', segment, libc.semget(0, 4, 0o1600), libc.msgget(0, 0o1600))\n"
+                     "import os\nname = f'/grader-test-{os.getpid()}'.encode()\n"
+                     "queue = ctypes.CDLL('librt.so.1').mq_open(name, 0o302, 0o600, None)\n"  # O_CREAT|O_EXCL|O_RDWR
+                     "print('POSIX queue', 'refused' if queue == -1 else 'made')", HONEST],
         "working_dir_fill": ["for i in range(64):\n    open(f'fill{i}', 'wb').write(b'0' * 4 * 2**20)\n"
                              "print('wrote 256 MiB')", HONEST],
         "read_secrets": [TRY_EACH.format(paths=reads, action="print(open(p).read()[:50])")],
@@ -226,6 +234,22 @@ def test_output_flood_is_capped(outcome, backend):
     _, verdict, text = outcome(backend)[0]["output_flood"]
     assert len(text) < 2 * LIMITS.output_bytes
     assert "discarded" in text and verdict.passed
+
+
+@both_backends
+def test_system_v_ipc_objects_end_with_the_notebook(outcome, backend):
+    """A shared memory segment (64 MiB, touched), a semaphore set and a message queue outlive their
+    processes: none may stay on the host, holding memory for the rest of the class. A POSIX message
+    queue (no file to remove) cannot be made at all."""
+    _, verdict, text = outcome(backend)[0]["sysv_ipc"]
+    made, posix = text.split("\n")[:2]
+    assert made.startswith("made") and "-1" not in made and posix == "POSIX queue refused" and verdict.passed, text
+    uids = {sandbox.sandbox_uid(slot) for slot in SLOTS[backend]}
+    for table in ("shm", "sem", "msg"):
+        with open(f"/proc/sysvipc/{table}") as f:
+            header, *rows = [line.split() for line in f]
+        owners = [(int(row[header.index("uid")]), int(row[header.index("cuid")])) for row in rows]
+        assert not [owner for owner in owners if set(owner) & uids], (table, owners)
 
 
 @both_backends
