@@ -432,13 +432,10 @@ def _real_uid(pid):
     return None if state is None or state[1] in ("Z", "X") else state[0]
 
 
-def _live_processes_of(uid):
-    return [int(name) for name in os.listdir("/proc") if name.isdigit() and _real_uid(int(name)) == uid]
-
-
-def _all_processes_of(uid):
-    return [int(name) for name in os.listdir("/proc")
-            if name.isdigit() and (_process_state(int(name)) or (None, ""))[0] == uid]
+def _processes_of(uid, zombies=False):
+    """Pids of `uid`'s live processes (and, with `zombies`, of those killed but not yet reaped)."""
+    uid_of = (lambda pid: (_process_state(pid) or (None,))[0]) if zombies else _real_uid
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and uid_of(int(name)) == uid]
 
 
 def end_user_processes(uid, rounds=200, reap_seconds=REAP_SECONDS):
@@ -454,7 +451,7 @@ def end_user_processes(uid, rounds=200, reap_seconds=REAP_SECONDS):
     broke when a thread could not start). So this returns only once none is left.
     """
     for _ in range(rounds):
-        pids = _live_processes_of(uid)
+        pids = _processes_of(uid)
         if not pids:
             break
         for pid in pids:
@@ -473,7 +470,7 @@ def end_user_processes(uid, rounds=200, reap_seconds=REAP_SECONDS):
     else:
         raise RuntimeError(f"processes of the sandbox uid {uid} kept appearing after {rounds} rounds of SIGKILL")
     deadline = time.monotonic() + reap_seconds
-    while zombies := _all_processes_of(uid):  # only zombies by now
+    while zombies := _processes_of(uid, zombies=True):  # only zombies by now
         if time.monotonic() > deadline:
             raise SandboxUnavailable(
                 f"{len(zombies)} killed processes of the sandbox uid {uid} were not reaped within "
@@ -491,21 +488,28 @@ SYSV_IPC = {"shm": ("shmid", lambda libc, ident: libc.shmctl(ident, 0, None)),
             "msg": ("msqid", lambda libc, ident: libc.msgctl(ident, 0, None))}
 
 
-def remove_user_ipc(uid):
-    """Remove the System V shared memory, semaphores and message queues the sandbox `uid` owns or
-    made: a segment would keep its memory after the notebook (none of the sandbox's limits
-    bounds it once the processes are gone), for every student graded after on this host."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for table, (id_column, remove) in SYSV_IPC.items():
+def user_ipc_objects(uid):
+    """[(table, id)] of the System V IPC objects on the host that `uid` owns or made."""
+    found = []
+    for table, (id_column, _) in SYSV_IPC.items():
         try:
             with open(f"/proc/sysvipc/{table}") as f:
                 header, *rows = [line.split() for line in f]
         except OSError:
             continue
         column = {name: index for index, name in enumerate(header)}
-        for row in rows:
-            if uid in (int(row[column["uid"]]), int(row[column["cuid"]])):
-                remove(libc, int(row[column[id_column]]))  # already gone: EINVAL, nothing to do
+        found += [(table, int(row[column[id_column]])) for row in rows
+                  if uid in (int(row[column["uid"]]), int(row[column["cuid"]]))]
+    return found
+
+
+def remove_user_ipc(uid):
+    """Remove the System V shared memory, semaphores and message queues the sandbox `uid` owns or
+    made: a segment would keep its memory after the notebook (none of the sandbox's limits
+    bounds it once the processes are gone), for every student graded after on this host."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for table, ident in user_ipc_objects(uid):
+        SYSV_IPC[table][1](libc, ident)  # already gone: EINVAL, nothing to do
 
 
 def remove_user_leftovers(uid, keep=()):

@@ -141,7 +141,7 @@ def test_network_grader_files_and_fork_bomb_are_refused_and_the_student_is_grade
         # The grader closed its files to other users (chmod o=), and no sandbox process is left.
         for folder in (path, os.path.join(kit, "assignments"), os.path.join(kit, "reference_impl")):
             assert os.stat(folder).st_mode & 0o007 == 0, folder
-        assert sandbox._live_processes_of(uid_base) == []
+        assert sandbox._processes_of(uid_base) == []
     finally:
         listener.close()
         shutil.rmtree(root, ignore_errors=True)
