@@ -8,7 +8,13 @@ The folder holds everything about the assignment:
 * `inputs.py`: `CASES`, case id -> a function of a numpy Generator returning
   the keyword arguments of one or more calls. The one place a case id is
   declared; released to students as `<name>_inputs.py` beside
-  `grading_runtime.py`, which imports it under that name;
+  `grading_runtime.py`, which imports it under that name. Its optional
+  `OUTCOMES` declares training outcomes: cases graded on a held-out split
+  (`split`, a TSV in `heldout/`), whose `inputs` columns the function gets
+  and whose `labels` column scores its predictions by `metric`, with points
+  in proportion from `chance` to `full_marks_at`;
+* `heldout/` (optional): the held-out splits of the training outcomes. Never
+  released; only their input columns ever reach a kernel, at grading time;
 * `reference.py`: `REFERENCES`, graded function -> the trusted reference
   (built on `reference_impl`), returning a tuple of arrays. Never released;
 * `bugs.py`: the catalogue of known bugs (`BUGS`, graded function ->
@@ -23,8 +29,10 @@ of its own name is one. The root is `assignments/` in this repository, or
 `$GRADER_ASSIGNMENTS` when set.
 """
 
+import csv
 import functools
 import importlib.util
+import json
 import os
 import re
 import secrets
@@ -37,8 +45,10 @@ from grader.runtime import grading_runtime
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT_VARIABLE = "GRADER_ASSIGNMENTS"
-STAFF_FILES = ("inputs.py", "reference.py", "bugs.py", "leaderboard.py")
+STAFF_FILES = ("inputs.py", "reference.py", "bugs.py", "leaderboard.py", "heldout")
 CAPTURE = re.compile(r"""\bcapture\(\s*["']([\w.]+)["']\s*,\s*(\w+)\s*\)""")
+# The metrics a training outcome may be scored by: name -> the scikit-learn function, on class ids.
+OUTCOME_METRICS = {"accuracy": "accuracy_score", "f1": "f1_score", "matthews_corrcoef": "matthews_corrcoef"}
 LOCAL_CHECK = re.compile(r"""\blocal_check\(\s*["']([\w.]+)["']""")
 
 
@@ -122,13 +132,37 @@ class Assignment:
         return nbformat.read(self.notebook_path, as_version=4)
 
     @functools.cached_property
-    def case_functions(self):
-        """{case id: graded function}, from the source notebook's graded cells."""
+    def captured(self):
+        """{case id: function}, every capture of the source notebook's graded cells."""
         cases = {}
         for cell in self.notebook().cells:
             if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
                 cases.update(captures_in(cell.source))
         return cases
+
+    @property
+    def outcomes(self):
+        """OUTCOMES of inputs.py: {case id: how the training outcome is graded}."""
+        return getattr(self.inputs, "OUTCOMES", {})
+
+    @property
+    def case_functions(self):
+        """{case id: graded function} of the cases drawn from a seed (not the training outcomes)."""
+        return {case: fn for case, fn in self.captured.items() if case not in self.outcomes}
+
+    def heldout_split(self, case_id):
+        """(inputs: {argument: [values]}, labels: array) of a training outcome's held-out split."""
+        outcome = self.outcomes[case_id]
+        with open(os.path.join(self.folder, "heldout", outcome["split"]), newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        inputs = {argument: [row[column] for row in rows] for argument, column in outcome["inputs"].items()}
+        return inputs, np.array([int(row[outcome["labels"]]) for row in rows])
+
+    def heldout_inputs(self):
+        """{"<case>.heldout.json": bytes} for each training outcome: its split's inputs (never its
+        labels), put beside the notebook when grading."""
+        return {case_id + grading_runtime.HELDOUT_SUFFIX: json.dumps(self.heldout_split(case_id)[0]).encode()
+                for case_id in self.outcomes}
 
     def support_files(self):
         """What is copied into the course's source/<name>/: the notebook and its data."""
@@ -148,7 +182,7 @@ class Assignment:
     def problems(self):
         """What is inconsistent between the notebook, inputs.py, reference.py and bugs.py."""
         problems = []
-        declared = set(self.inputs.CASES)
+        declared = set(self.inputs.CASES) | set(self.outcomes)
         bugs, correct = self.catalogue
         used = set()
         for cell in self.notebook().cells:
@@ -167,6 +201,18 @@ class Assignment:
         for case_id in sorted(declared):
             if not case_id.startswith(self.name + "."):
                 problems.append(f"case {case_id!r} must be named {self.name}.<case>")
+        for case_id, outcome in self.outcomes.items():
+            try:
+                inputs, labels = self.heldout_split(case_id)
+            except (OSError, KeyError, ValueError) as error:
+                problems.append(f"training outcome {case_id!r}: its held-out split heldout/{outcome.get('split')} "
+                                f"is unreadable or lacks a declared column ({type(error).__name__}: {error})")
+                continue
+            if not len(labels) or any(len(values) != len(labels) for values in inputs.values()):
+                problems.append(f"training outcome {case_id!r}: heldout/{outcome['split']} has no rows")
+            if outcome.get("metric") not in OUTCOME_METRICS:
+                problems.append(f"training outcome {case_id!r}: metric {outcome.get('metric')!r} is not one of "
+                                f"{', '.join(OUTCOME_METRICS)}")
         functions = set(self.case_functions.values())
         for table, what in ((self.references, "reference.py REFERENCES"), (bugs, "bugs.py BUGS"),
                             (correct, "bugs.py CORRECT")):
@@ -212,7 +258,8 @@ def secret_seed(case_ids, attempts=100):
     so replaying the public expected values can never pass a graded case."""
     for _ in range(attempts):
         seed = secrets.randbits(62)
-        if not any(of_case(case_id).repeats_public_inputs(case_id, seed) for case_id in case_ids):
+        if not any(of_case(case_id).repeats_public_inputs(case_id, seed) for case_id in case_ids
+                   if case_id in of_case(case_id).case_functions):
             return seed
     raise RuntimeError(f"{attempts} secret seeds in a row drew a public check's inputs for one of "
                        f"{', '.join(case_ids)}: draw that case's inputs from a larger space (inputs.py)")

@@ -56,6 +56,8 @@ def grade_code(assignment, code, seed=20251123, only=None):
         for cell in mutation.graded_cells(nb):
             if only is not None and only not in cell.functions:
                 continue
+            if any(case_id in assignment.outcomes for case_id, _ in assignments.captures_in(cell.source)):
+                continue  # a training outcome needs the notebook's training run: graded in the sandbox only
             for case_id, fn in assignments.captures_in(cell.source):
                 try:
                     grading_runtime.capture(case_id, namespace[fn])
@@ -221,7 +223,7 @@ def measure(assignment, multiple=limits.MULTIPLE, unsafe=False):
         path = course.setup(os.path.join(root, "course"), assignments=[assignment])
         course.generate(path, assignment)
         support = {}
-        for name, data in course.released_files(path, assignment).items():
+        for name, data in course.kernel_files(path, assignment).items():
             support[name] = os.path.join(root, "support-" + name)
             with open(support[name], "wb") as f:
                 f.write(data)

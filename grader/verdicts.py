@@ -29,6 +29,11 @@ class CaseVerdict:
     case_id: str
     passed: bool
     message: str
+    credit: float = None  # the share of the points earned: 1 or 0, or between for a training outcome
+
+    def __post_init__(self):
+        if self.credit is None:
+            self.credit = 1.0 if self.passed else 0.0
 
 
 @dataclass
@@ -163,7 +168,7 @@ def judge_case(case_id, capture_dir, seed, function=None):
     default, the one the assignment's source notebook captures for `case_id`.
     """
     assignment = assignments.of_case(case_id)
-    function = function or assignment.case_functions[case_id]
+    function = function or assignment.captured[case_id]
     path = os.path.join(capture_dir, case_id + ".npz")
     if not os.path.lexists(path):
         error_path = os.path.join(capture_dir, case_id + ".error.txt")
@@ -184,6 +189,8 @@ def judge_case(case_id, capture_dir, seed, function=None):
         got = load_capture(path)
     except ValueError as error:
         return CaseVerdict(case_id, False, str(error))
+    if case_id in assignment.outcomes:
+        return judge_outcome(assignment, case_id, function, got)
     want = reference_outputs(assignment, case_id, function, seed)
     mismatches = grading_runtime.mismatches(got, want, assignment.draw_calls(case_id, seed))
     if not mismatches:
@@ -194,10 +201,29 @@ def judge_case(case_id, capture_dir, seed, function=None):
     return CaseVerdict(case_id, False, f"{function}: " + "; ".join(mismatches[:3]))
 
 
+def judge_outcome(assignment, case_id, function, got):
+    """A training outcome: the predictions scored against the held-out labels, with credit in
+    proportion between chance and the score that earns full marks."""
+    from sklearn import metrics  # the official implementations; this process only
+
+    outcome = assignment.outcomes[case_id]
+    _, labels = assignment.heldout_split(case_id)
+    predictions = got.get("call0_output0")
+    if predictions is None or predictions.shape != labels.shape or predictions.dtype.kind not in "biu":
+        shape = "nothing" if predictions is None else f"shape {predictions.shape}, dtype {predictions.dtype}"
+        return CaseVerdict(case_id, False, f"{function}: expected one class id per held-out example "
+                           f"(integers, shape {labels.shape}), got {shape}")
+    score = float(getattr(metrics, assignments.OUTCOME_METRICS[outcome["metric"]])(labels, predictions))
+    credit = min(1.0, max(0.0, (score - outcome["chance"]) / (outcome["full_marks_at"] - outcome["chance"])))
+    return CaseVerdict(case_id, credit == 1.0, f"{function}: {outcome['metric']} {score:.3f} on {len(labels)} "
+                       f"held-out examples, {credit:.0%} of the points (graded by "
+                       f"{grading_runtime.outcome_terms(outcome)})", credit)
+
+
 def judge_cell(grade_id, points, source, capture_dir, seed):
-    """All-or-nothing per graded cell: every case the cell captures must pass."""
+    """A graded cell earns its points when every case it captures passes (a training outcome's
+    cell, the share of them its score earns)."""
     verdicts = [judge_case(case_id, capture_dir, seed, function)
                 for case_id, function in assignments.captures_in(source)]
-    passed = bool(verdicts) and all(v.passed for v in verdicts)
-    return CellVerdict(grade_id, float(points), float(points) if passed else 0.0,
-                       [asdict(v) for v in verdicts])
+    credit = min((v.credit for v in verdicts), default=0.0)
+    return CellVerdict(grade_id, float(points), round(float(points) * credit, 2), [asdict(v) for v in verdicts])

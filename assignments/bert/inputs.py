@@ -125,3 +125,13 @@ CASES = {
     "bert.classification_head": classification_head,
     "bert.encoder_block": encoder_block,
 }
+
+# Training outcomes: graded on a held-out split the grader keeps in heldout/ (never released). The
+# function is called once on the split's input columns; its predictions are scored against the
+# labels in the grader's own process. polarity_test.tsv: 100 sentences of the same documentation
+# (6 to 22 words, with one of the auxiliaries is/are/can/may/will/must/should/was), each as written
+# (1) and negated by "not" after its first auxiliary (0), none in the training or dev split.
+OUTCOMES = {
+    "bert.polarity": {"split": "polarity_test.tsv", "inputs": {"sentences": "sentence"}, "labels": "label",
+                      "metric": "accuracy", "chance": 0.5, "full_marks_at": 0.9},
+}

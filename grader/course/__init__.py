@@ -8,7 +8,7 @@ Everything is re-exported here, so `from grader import course` is the one
 import a caller needs.
 """
 
-from grader.course.grading import (AutogradeRun, autograde, autograde_jobs, record_grades, released_files,
+from grader.course.grading import (AutogradeRun, autograde, autograde_jobs, record_grades, kernel_files,
                                    trusted_notebooks)
 from grader.course.inbox import (CANVAS_PATTERN, CollectError, changed_students, collect, collect_zip,
                                  grade_again, lms_archives, SafeNameCollector, submitted_files,
@@ -21,6 +21,6 @@ __all__ = ["assignment_cases", "autograde", "autograde_jobs", "AutogradeRun",
            "CANVAS_PATTERN", "changed_students", "collect", "collect_zip", "CollectError", "CONFIG",
            "db_url", "export", "feedback", "generate", "grade_again", "grade_table", "gradebook",
            "lms_archives", "load_results", "nbgrader", "NotGradedError",
-           "record_grades", "release", "released_files", "REPO", "RUNTIME_DIR", "runtime_files",
+           "record_grades", "release", "kernel_files", "REPO", "RUNTIME_DIR", "runtime_files",
            "SafeNameCollector", "setup", "submitted_files", "submitted_students", "trusted_notebooks",
            "unsafe_name", "write_public_checks"]

@@ -54,9 +54,10 @@ def trusted_notebooks(course, assignment):
     return notebooks
 
 
-def released_files(course, assignment):
-    """{name: bytes} of everything released beside the notebooks (runtime, public
-    checks, small data files): copied into each kernel's scratch directory."""
+def kernel_files(course, assignment):
+    """{name: bytes} copied into each grading kernel's scratch directory: everything released
+    beside the notebooks (runtime, public checks, small data files), and the inputs of the
+    training outcomes' held-out splits (never their labels)."""
     release_dir = os.path.join(course, "release", assignment)
     files = {}
     for name in sorted(os.listdir(release_dir)):
@@ -64,7 +65,7 @@ def released_files(course, assignment):
         if not name.endswith(".ipynb") and os.path.isfile(path):
             with open(path, "rb") as f:
                 files[name] = f.read()
-    return files
+    return files | assignments.load(assignment).heldout_inputs()
 
 
 def autograde_jobs(course, assignment, limits, unsafe, sandbox_backend="auto"):
@@ -201,7 +202,7 @@ def autograde(course, assignment, workers=None, force=False, unsafe=False,
     runner = cluster_executor.make_executor(
         executor, ray_address, processes=workers or os.cpu_count() or 1, initializer=_die_with_grader,
         env_vars={"KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
-    support = runner.share(released_files(course, assignment))
+    support = runner.share(kernel_files(course, assignment))
     prepared = []
     for job in jobs:
         try:

@@ -195,7 +195,7 @@ def grade(root=None):
         backend, _ = choose_sandbox(source, unsafe=False, executor="local", requested=None)
         (job,) = course.autograde_jobs(path, name, assignment_limits(name), unsafe=False, sandbox_backend=backend)
         job = submission.prepare_submission(job)
-        runs = submission.execute_submission(job, course.released_files(path, name))
+        runs = submission.execute_submission(job, course.kernel_files(path, name))
         result = submission.judge_submission(job, runs)
         entries, leaderboard_notes = leaderboard(assignment, job, runs) if assignment.leaderboard else (None, [])
     for notebook, note in notes.items():

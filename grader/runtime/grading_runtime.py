@@ -11,9 +11,15 @@ returns. Verdicts are computed later, outside the sandbox.
 * Anywhere else, `capture` and `local_check` run the public check: the same
   kind of inputs drawn from a public seed, compared with the public expected
   values in `public_checks.npz` next to the notebook (well under a second).
+* A training outcome (a case in <assignment>_inputs.OUTCOMES) is graded on a
+  held-out split the student never sees: during grading the grader puts the
+  split's inputs, never its labels, beside the notebook as
+  `<case>.heldout.json`; `capture` calls the function once on them and records
+  its predictions. Anywhere else it says how the outcome will be graded.
 """
 
 import importlib
+import json
 import os
 import re
 import traceback
@@ -40,15 +46,19 @@ def rng(seed, case_id):
 # --------------------------------------------------------------------------
 
 
+def _inputs_module(case_id):
+    assignment = case_id.split(".", 1)[0]
+    try:
+        return importlib.import_module(f"{assignment}_inputs")
+    except ModuleNotFoundError:
+        raise KeyError(f"unknown graded case {case_id!r}: no {assignment}_inputs.py beside "
+                       "grading_runtime.py") from None
+
+
 def draw_calls(case_id, seed, cases=None):
     """The keyword arguments of each call for `case_id` under `seed`."""
     if cases is None:
-        assignment = case_id.split(".", 1)[0]
-        try:
-            cases = importlib.import_module(f"{assignment}_inputs").CASES
-        except ModuleNotFoundError:
-            raise KeyError(f"unknown graded case {case_id!r}: no {assignment}_inputs.py beside "
-                           "grading_runtime.py") from None
+        cases = _inputs_module(case_id).CASES
     if case_id not in cases:
         raise KeyError(f"unknown graded case {case_id!r}")
     return cases[case_id](rng(seed, case_id))
@@ -459,16 +469,41 @@ def error_report(error):
     return report.strip()[-2000:]
 
 
+HELDOUT_SUFFIX = ".heldout.json"  # a training outcome's held-out inputs, put beside the notebook to grade
+
+
+def outcome_of(case_id):
+    """The OUTCOMES entry of a training-outcome case; None for a case drawn from a seed."""
+    return getattr(_inputs_module(case_id), "OUTCOMES", {}).get(case_id)
+
+
+def outcome_terms(outcome):
+    """How an outcome is graded, in the words the notebook and the feedback use."""
+    return (f"{outcome['metric']} on a held-out split you never see; full marks from "
+            f"{outcome['full_marks_at']:g}, none at or below {outcome['chance']:g} (chance), "
+            "in proportion between")
+
+
+def call_outcome(case_id, fn):
+    """{"call0_output0": predictions} of `fn` called once on the held-out inputs."""
+    with open(case_id + HELDOUT_SUFFIX, encoding="utf-8") as f:
+        return {f"call0_{name}": array for name, array in call_outputs(fn, json.load(f)).items()}
+
+
 def capture(case_id, fn):
     """Record `fn`'s outputs on secret inputs (grading) or run the public check."""
     capture_dir = os.environ.get("GRADER_CAPTURE_DIR")
     seed = os.environ.get("GRADER_SEED")
+    outcome = outcome_of(case_id)
     if not (capture_dir and seed):
-        local_check(case_id, fn)
+        if outcome:
+            print(f"{case_id}: graded by {outcome_terms(outcome)}.")
+        else:
+            local_check(case_id, fn)
         return
     base = os.path.join(capture_dir, case_id)
     try:
-        arrays = call_case(case_id, fn, int(seed))
+        arrays = call_outcome(case_id, fn) if outcome else call_case(case_id, fn, int(seed))
     except Exception as error:  # reported to the student through the grader's feedback
         with open(base + ".error.txt", "w") as f:
             f.write(error_report(error))
