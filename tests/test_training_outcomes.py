@@ -100,8 +100,7 @@ def test_an_outcome_is_graded_on_the_heldout_split_with_credit_in_proportion(neg
         nb = nbformat.read(os.path.join(release_dir, f"{NAME}.ipynb"), as_version=4)
         nb.cells[1].source = code
         notebooks[student] = nb
-    notebooks["solution"], notebooks["release"] = source, nbformat.read(
-        os.path.join(release_dir, f"{NAME}.ipynb"), as_version=4)
+    notebooks["solution"] = source
     write_inbox(notebooks, str(tmp_path / "inbox"), notebook=f"{NAME}.ipynb")
     course.collect(path, NAME, str(tmp_path / "inbox"))
     results = {r["student"]: r for r in course.autograde(path, NAME, workers=1, progress=False)}
@@ -112,7 +111,6 @@ def test_an_outcome_is_graded_on_the_heldout_split_with_credit_in_proportion(neg
     assert score["partly_right"] == 2.25, message["partly_right"]
     assert "accuracy 0.800" in message["partly_right"] and "75% of the points" in message["partly_right"]
     assert score["snooper"] == 0 and "accuracy 0.500" in message["snooper"]  # found no labels
-    assert score["release"] == 0 and "NotImplementedError" in message["release"]
 
 
 def test_outside_grading_capture_states_the_terms_and_calls_nothing(negation, monkeypatch, capsys):
