@@ -1,8 +1,10 @@
 """Known bugs (plausible student mistakes) and alternative correct solutions for the longer-context assignment.
 
 The catalogue's format and how the grader and the tests use it: grader/assignment.py.
-A missing `stop_gradient` leaves every returned value unchanged, so it is not a
-catalogued bug: the notebook's gradient demo and its written question cover it.
+A missing `stop_gradient` in `update_memory` leaves every returned value
+unchanged, so it is not catalogued there (the notebook's gradient demo and its
+written question cover it); in `RelativeMemoryAttention` it is, since the
+grader compares the layer's gradient with respect to the memory (zero).
 """
 
 BUGS = {
@@ -38,7 +40,7 @@ BUGS = {
          "ops.concatenate([memory, segment], axis=1)", "ops.concatenate([segment, memory], axis=1)"),
         ("no 1/sqrt(d) scaling of the scores", " / np.sqrt(ops.shape(query)[-1])", ""),
         ("softmax taken over the query axis instead of the key axis",
-         "ops.softmax(scores, axis=-1)", "ops.softmax(scores, axis=1)"),
+         "weights = ops.softmax(scores, axis=-1)", "weights = ops.softmax(scores, axis=1)"),
         ("masked scores set to zero instead of a large negative number",
          "scores, -1e9)", "scores, 0.0)"),
         ("memory masked out: the segment attends to itself only",
@@ -70,6 +72,41 @@ BUGS = {
         ("distance taken as key minus query (j - i instead of i - j)",
          "distance = memory_length + ops.arange(query_length)[:, None] - ops.arange(key_length)[None, :]",
          "distance = ops.arange(key_length)[None, :] - ops.arange(query_length)[:, None] - memory_length"),
+    ],
+    "RelativeMemoryAttention": [
+        ("memory read without stop_gradient (the gradient flows back into the previous segment)",
+         "ops.concatenate([ops.stop_gradient(memory), segment], axis=1)",
+         "ops.concatenate([memory, segment], axis=1)"),
+        ("stop_gradient on the whole [memory; segment] (no gradient reaches the segment through its keys "
+         "and values)",
+         "ops.concatenate([ops.stop_gradient(memory), segment], axis=1)",
+         "ops.stop_gradient(ops.concatenate([memory, segment], axis=1))"),
+        ("the memory's keys and values under stop_gradient (the key and value projections learn nothing "
+         "from the memory)",
+         "key, value = heads(self.key_dense(context)), heads(self.value_dense(context))",
+         "key, value = (heads(ops.concatenate([ops.stop_gradient(dense(memory)), dense(segment)], axis=1))\n"
+         "                      for dense in (self.key_dense, self.value_dense))"),
+        ("segment put before the memory in the keys and values",
+         "[ops.stop_gradient(memory), segment]", "[segment, ops.stop_gradient(memory)]"),
+        ("causal mask without the memory offset (query i reads keys 0 .. i only)",
+         "memory_length + ops.arange(segment_length)[:, None]", "ops.arange(segment_length)[:, None]"),
+        ("the segment length used as the mask's offset instead of the memory length",
+         "memory_length + ops.arange(segment_length)[:, None]",
+         "segment_length + ops.arange(segment_length)[:, None]"),
+        ("u and v swapped (content bias on the position term and vice versa)",
+         "self.content_bias, self.position_bias)", "self.position_bias, self.content_bias)"),
+        ("position encodings not projected (W_r left out: r cut into heads as it is)",
+         "position = self.position_dense(position_encoding)",
+         "position = ops.reshape(position_encoding, (-1, self.num_heads, self.head_dim))"),
+        ("no 1/sqrt(d) scaling of the scores", "scores / np.sqrt(self.head_dim), -1e9)", "scores, -1e9)"),
+        ("scores divided by sqrt(hidden_dim) instead of sqrt(head_dim)",
+         "np.sqrt(self.head_dim)", "np.sqrt(self.hidden_dim)"),
+        ("softmax taken over the query axis instead of the key axis",
+         '"bnij,bnjd->bind", ops.softmax(scores, axis=-1)', '"bnij,bnjd->bind", ops.softmax(scores, axis=-2)'),
+        ("heads merged by a reshape, without moving the head axis back",
+         'attended = ops.einsum("bnij,bnjd->bind", ops.softmax(scores, axis=-1), value)',
+         "attended = ops.reshape(ops.matmul(ops.softmax(scores, axis=-1), value),\n"
+         "                               (-1, segment_length, self.num_heads, self.head_dim))"),
     ],
     "span_corruption": [
         ("a sentinel for every dropped token instead of one per span", "        if starts:\n", "        if noisy:\n"),
@@ -209,6 +246,54 @@ def relative_position_scores(query, key, position, content_bias, position_bias):
             scores[:, :, i, j] = (np.sum((query[:, :, i] + content_bias) * key[:, :, j], axis=-1)
                                   + np.sum((query[:, :, i] + position_bias) * r, axis=-1))
     return scores
+''',
+    },
+    "RelativeMemoryAttention": {
+        "the projections written out with ops.einsum on the layers' kernels, a numpy mask": '''
+class RelativeMemoryAttention(RelativeMemoryAttention):
+    def call(self, segment, memory, position_encoding):
+        m, t = memory.shape[1], segment.shape[1]
+        context = ops.concatenate([ops.stop_gradient(memory), segment], axis=1)
+        query = ops.einsum("btH,Hnd->bntd", segment, self.query_dense.kernel)
+        key = ops.einsum("btH,Hnd->bntd", context, self.key_dense.kernel)
+        value = ops.einsum("btH,Hnd->bntd", context, self.value_dense.kernel)
+        position = ops.einsum("pH,Hnd->pnd", position_encoding, self.position_dense.kernel)
+        scores = relative_position_scores(query, key, position, self.content_bias, self.position_bias)
+        visible = np.tril(np.ones((t, m + t), bool), k=m)
+        weights = ops.softmax(ops.where(visible, scores * self.head_dim ** -0.5, -np.inf), axis=-1)
+        return ops.einsum("bnij,bnjd,Hnd->biH", weights, value, self.output_dense.kernel)
+''',
+        "a Python loop over the heads": '''
+class RelativeMemoryAttention(RelativeMemoryAttention):
+    def call(self, segment, memory, position_encoding):
+        m, t = memory.shape[1], segment.shape[1]
+        context = ops.concatenate([ops.stop_gradient(memory), segment], axis=1)
+        query, key, value = self.query_dense(segment), self.key_dense(context), self.value_dense(context)
+        position = self.position_dense(position_encoding)
+        visible = np.arange(m + t)[None, :] <= m + np.arange(t)[:, None]
+        outputs = []
+        for h in range(self.num_heads):
+            one = slice(h, h + 1)
+            scores = relative_position_scores(ops.swapaxes(query[:, :, one], 1, 2),
+                                              ops.swapaxes(key[:, :, one], 1, 2), position[:, one],
+                                              self.content_bias[one], self.position_bias[one])
+            weights = ops.softmax(ops.where(visible, scores[:, 0] / np.sqrt(self.head_dim), -1e9))
+            outputs.append(ops.matmul(weights, value[:, :, h]))
+        return self.output_dense(ops.stack(outputs, axis=2))
+''',
+        "memory and segment projected apart (the memory under stop_gradient first), an additive mask": '''
+class RelativeMemoryAttention(RelativeMemoryAttention):
+    def call(self, segment, memory, position_encoding):
+        m, t = memory.shape[1], segment.shape[1]
+        memory = ops.stop_gradient(memory)
+        query = ops.transpose(self.query_dense(segment), (0, 2, 1, 3))
+        key, value = (ops.transpose(ops.concatenate([dense(memory), dense(segment)], axis=1), (0, 2, 1, 3))
+                      for dense in (self.key_dense, self.value_dense))
+        scores = relative_position_scores(query, key, self.position_dense(position_encoding),
+                                          self.content_bias, self.position_bias)
+        hidden = np.triu(np.full((t, m + t), -1e9, "float32"), k=m + 1)  # keys after position M + i
+        weights = ops.softmax(scores / np.sqrt(self.head_dim) + hidden)
+        return self.output_dense(ops.einsum("bnij,bnjd->bind", weights, value))
 ''',
     },
     "span_corruption": {

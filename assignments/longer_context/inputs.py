@@ -3,7 +3,8 @@
 Each case's docstring says what it exercises; its inputs are built so that it
 does, whatever the seed: batches above one, memory lengths other than the
 segment length (longer and shorter), an empty memory (a text's first segment),
-head counts, head widths and lengths all different, noise spans at both ends
+head counts, head widths and lengths all different, a layer's gradients with
+respect to its memory (which must be zero), noise spans at both ends
 of a sequence and of length one, temperatures other than one, unused
 prediction slots.
 """
@@ -78,6 +79,33 @@ def relative_score_calls(rng):
             _relative_call(rng, 2, heads, head_dim, int(rng.integers(1, segment)), segment)]
 
 
+def relative_attention_layer(rng):
+    """The whole layer with the grader's weights, outputs and gradients (with respect to the
+    segment, the memory, the position encodings and every weight), two calls: a memory longer than
+    the segment and one shorter, both non-empty, so a mask without the memory offset or offset by
+    the segment length changes what a query reads, and a memory read without stop_gradient gets a
+    gradient where the reference's is zero. Batch, heads, head width, segment and memory lengths all
+    differ; u and v are distinct non-zero vectors and every row of the position encodings is a
+    random vector of its own, so a bias on the wrong term or a row taken for the wrong distance
+    changes every score."""
+    batch, heads = (int(n) for n in rng.permutation([2, 3]))
+    head_dim = int(rng.integers(4, 7))
+    hidden = heads * head_dim
+    weights = [_normal(rng, heads, head_dim, scale=0.5), _normal(rng, heads, head_dim, scale=0.5)]  # u, v
+    weights += [_normal(rng, hidden, heads, head_dim, scale=hidden ** -0.5)  # query, key, value, W_r, output
+                for _ in range(5)]
+    segment = head_dim + int(rng.integers(1, 4))
+    shorter = [m for m in range(1, segment) if m not in (batch, heads, head_dim)]
+    calls = []
+    for memory in (segment + int(rng.integers(1, 4)), int(rng.choice(shorter))):
+        calls.append(dict(config=dict(num_heads=heads, hidden_dim=hidden), weights=weights,
+                          inputs=dict(segment=_normal(rng, batch, segment, hidden),
+                                      memory=_normal(rng, batch, memory, hidden),
+                                      position_encoding=_normal(rng, memory + 2 * segment, hidden)),
+                          output_gradient=_normal(rng, batch, segment, hidden)))
+    return calls
+
+
 def _noise_mask(rng, span_lengths, gaps):
     """A bool mask: gaps[0] kept tokens, span 0, gaps[1] kept tokens, span 1, ..., gaps[-1] kept tokens."""
     pieces = []
@@ -132,6 +160,7 @@ CASES = {
     "longer_context.memory_update": memory_updates,
     "longer_context.memory_attention": memory_attention_calls,
     "longer_context.relative_scores": relative_score_calls,
+    "longer_context.layer": relative_attention_layer,
     "longer_context.span_corruption": span_corruption_calls,
     "longer_context.distillation": distillation_calls,
 }

@@ -1,9 +1,9 @@
 """References of the longer-context assignment.
 
 Trusted: never released, never imported inside the sandbox. References come
-from `reference_impl.transformer_xl` (the memory update, the relative shift),
-`reference_impl.layers` (attention under a causal mask whose offset is the
-memory length), `reference_impl.span_corruption` and
+from `reference_impl.transformer_xl` (the memory update, the relative shift, the
+relative attention layer), `reference_impl.layers` (attention under a causal
+mask whose offset is the memory length), `reference_impl.span_corruption` and
 `reference_impl.distillation` (the soft-target loss).
 """
 
@@ -39,6 +39,19 @@ def relative_position_scores(query, key, position, content_bias, position_bias):
     return numpy_outputs(content + transformer_xl.relative_shift(by_distance, key.shape[1]))
 
 
+class RelativeMemoryAttention(transformer_xl.RelativeAttention):
+    """reference_impl's relative attention (Transformer-XL's and XLNet's) over [memory; segment], with
+    the memory under stop_gradient (the backbone stops it when it makes the memory; the notebook's
+    layer stops it itself) and the causal mask offset by the memory length. Its weights are the
+    notebook's, in the same order: u, v, then the query, key, value, position (W_r) and output
+    kernels."""
+
+    def call(self, segment, memory, position_encoding):
+        memory_length, segment_length = memory.shape[1], segment.shape[1]
+        mask = layers.causal_attention_mask(segment_length, memory_length + segment_length, memory_length)
+        return super().call(segment, position_encoding, mask[None], memory=ops.stop_gradient(memory))
+
+
 def span_corrupt(token_ids, noise_mask, sentinels):
     return numpy_outputs(span_corruption.corrupt_spans(token_ids, noise_mask, sentinels))
 
@@ -51,6 +64,7 @@ REFERENCES = {
     "update_memory": update_memory,
     "memory_attention": memory_attention,
     "relative_position_scores": relative_position_scores,
+    "RelativeMemoryAttention": RelativeMemoryAttention,
     "span_corruption": span_corrupt,
     "distillation_loss": distillation_loss,
 }
