@@ -6,7 +6,8 @@ slice of real RTE (../shared/glue_data; text pairs, so every family's pair
 packing is used) and scored on 32 dev examples. A tiny T5 is fine-tuned text to
 text on real RTE (label words) and STS-B (scores written as numbers), long
 enough to write answers the harness reads back. A submission of an unknown family, and one whose tokenizer does not
-fit its model, get an error in their own row while the others are scored.
+fit its model, get an error in their own row while the others are scored; so do T5 submissions whose tokenizer does
+not fit, before any training (the one test here that `make test` runs).
 """
 
 import inspect
@@ -60,7 +61,7 @@ def tiny_submission(folder, family_name, texts, vocabulary_size=300):
                                               {"name": f"tiny-{family_name}", "pretraining_flops": 0})
 
 
-# Long (`make test-long`, not `make test`): seven models trained and fine-tuned, 3.5 CPU-minutes.
+# Long (`make test-long`, not `make test`): seven models trained and fine-tuned, about 3 CPU-minutes.
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
     folder = tmp_path_factory.mktemp("families")
