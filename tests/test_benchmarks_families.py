@@ -7,7 +7,7 @@ packing is used) and scored on 32 dev examples. A tiny T5 is fine-tuned text to
 text on real RTE (label words) and STS-B (scores written as numbers), long
 enough to write answers the harness reads back. A submission of an unknown family, and one whose tokenizer does not
 fit its model, get an error in their own row while the others are scored; so do T5 submissions whose tokenizer does
-not fit, before any training (the one test here that `make test` runs).
+not fit, before any training (with the pooling check, what `make test` runs of this file; the board is `long`).
 """
 
 import inspect
