@@ -10,6 +10,10 @@ Recipe (BERT's, Devlin et al. 2019, Appendix A.3):
   non-padding position (GPT-style decoders); "frozen_features": ELMo's frozen
   biLM, a trained scalar mix of its layers and a small BiLSTM. One output and
   mean squared error for STS-B, class logits and cross-entropy otherwise;
+  "text_to_text" (T5): no new layer: the decoder learns to write the label
+  word (STS-B: the score as a number), with the cross-entropy of its
+  pretraining over the target's tokens, and answers by greedy decoding
+  (`reference_impl.text_to_text`);
 - AdamW (beta_1=0.9, beta_2=0.999, epsilon=1e-6), weight decay 0.01 on all
   weights except biases and LayerNorm gamma/beta;
 - learning rate rising linearly from 0 over the first `warmup_ratio` of the
@@ -34,6 +38,7 @@ from benchmarks.config import FineTuneConfig  # noqa: F401 - the recipe's settin
 from reference_impl.families import FAMILIES
 from reference_impl.heads import SequenceClassifier
 from reference_impl.optimization import adamw
+from reference_impl.text_to_text import greedy_answers
 
 
 def make_optimizer(config, total_steps):
@@ -60,6 +65,8 @@ def build_classifier(encoder, num_outputs, dropout, family=None, pooling=None):
         return record.classifier(encoder, num_outputs, dropout=dropout)
     if record.head == "frozen_features":
         return record.classifier(encoder, num_outputs)
+    if record.head == "text_to_text":  # the sequence-to-sequence model: it writes its answers
+        return record.classifier(encoder)
     raise ValueError(f"The {family} family's head {record.head!r} has no task head in the harness yet.")
 
 
@@ -69,9 +76,11 @@ def model_features(model, arrays):
 
 
 def token_count(arrays):
-    """Real tokens in the arrays (words for ELMo's characters)."""
+    """Real tokens in the arrays (words for ELMo's characters; inputs and targets text to text)."""
     if "padding_mask" in arrays:
         return int(arrays["padding_mask"].sum())
+    if "encoder_padding_mask" in arrays:
+        return int(arrays["encoder_padding_mask"].sum() + arrays["target_mask"].sum())
     return int(arrays["character_ids"].any(axis=-1).sum())
 
 
@@ -90,13 +99,16 @@ class FineTuneResult:
 def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), family=None, pooling=None):
     """Fine-tune `encoder` (modified in place) on `train_arrays` with `family`'s head; return the classifier."""
     keras.utils.set_random_seed(seed)
-    regression = num_classes == 1
     model = build_classifier(encoder, num_classes, config.dropout, family, pooling)
-    model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch(train_arrays, config) * config.epochs),
-        loss=keras.losses.MeanSquaredError() if regression else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=config.jit_compile,
-    )
+    optimizer = make_optimizer(config, steps_per_epoch(train_arrays, config) * config.epochs)
+    if family is not None and FAMILIES[family].head == "text_to_text":  # its pretraining loss, over target tokens
+        FAMILIES[family].compile_pretrainer(model, optimizer=optimizer, jit_compile=config.jit_compile)
+        targets, weights = train_arrays["target_ids"], train_arrays["target_mask"]
+    else:
+        loss = (keras.losses.MeanSquaredError() if num_classes == 1
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(optimizer=optimizer, loss=loss, jit_compile=config.jit_compile)
+        targets, weights = train_arrays["labels"], None
     features = model_features(model, train_arrays)
     order_generator = np.random.default_rng(seed)
     start = time.perf_counter()
@@ -106,7 +118,8 @@ def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), fa
         order = order_generator.permutation(len(train_arrays["labels"]))
         model.fit(
             {k: v[order] for k, v in features.items()},
-            train_arrays["labels"][order],
+            targets[order],
+            sample_weight=None if weights is None else weights[order],
             batch_size=config.batch_size,
             epochs=1,
             shuffle=False,
@@ -119,12 +132,16 @@ def fine_tune(encoder, train_arrays, num_classes, config, seed, callbacks=(), fa
     return FineTuneResult(model, seconds, sequences / seconds, tokens / seconds)
 
 
-def predict(model, arrays, num_classes, batch_size=128):
-    """Class ids (argmax of the logits) or regression scores for every example.
+def predict(model, arrays, num_classes, decoding=None, batch_size=128):
+    """Class ids (argmax of the logits) or regression scores for every example; with `decoding` (a
+    text-to-text model: `encoding.TextToTextTokenizer.decoding`), its greedy answers' token ids.
 
     Direct calls rather than `model.predict`: no predict graph to trace for
     each freshly fine-tuned model, which dominates on small evaluation sets.
     """
+    if decoding is not None:
+        return greedy_answers(model, arrays["encoder_token_ids"], arrays["encoder_padding_mask"],
+                              batch_size=batch_size, **decoding)
     features = model_features(model, arrays)
     count = len(next(iter(features.values())))
     outputs = np.concatenate(

@@ -15,6 +15,7 @@ import scipy.stats
 import sklearn.metrics
 
 from benchmarks.tasks import get_task
+from reference_impl.text_to_text import NO_LABEL
 
 METRICS = {
     "accuracy": lambda labels, predictions: sklearn.metrics.accuracy_score(labels, predictions),
@@ -43,11 +44,16 @@ def compute_metrics(task_name, labels, predictions):
 
     A constant prediction makes Pearson/Spearman undefined (scipy gives NaN
     with a warning); it is reported as 0: such a model carries no correlation.
+    A text-to-text answer that is no label word (`NO_LABEL`) is scored as the
+    next class after the label, a wrong one: the other class of a binary task,
+    as T5's `f1_score_with_invalid` does, so F1 and Matthews count it wrong too.
     """
     task = get_task(task_name)
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     if len(labels) != len(predictions) or len(labels) == 0:
         raise ValueError(f"{task_name}: {len(labels)} labels but {len(predictions)} predictions.")
+    if not task.is_regression:
+        predictions = np.where(predictions == NO_LABEL, (labels + 1) % task.num_classes, predictions)
     scores = {}
     for name in task.metric_names:
         if name in ("pearson", "spearman") and np.ptp(predictions) == 0:

@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks import baselines, metrics, tasks  # noqa: E402
 from lms.gradescope import results_json  # noqa: E402
+from reference_impl.text_to_text import NO_LABEL  # noqa: E402
 
 TASK_ORDER = tasks.GLUE_TASKS + ("AX",)
 SUBMISSION_FILES = tuple(tasks.TASKS[name].submission_file for name in TASK_ORDER)
@@ -453,10 +454,12 @@ def best_seed_runs(database, digest):
 
 
 def prediction_label(task, value):
+    """The GLUE server's spelling of a prediction. The server takes no blank: a text-to-text answer that
+    was no label word (`NO_LABEL`) goes as the first label."""
     task = tasks.get_task(task)
     if task.is_regression:
         return f"{value:.3f}"
-    return task.label_names[int(value)]
+    return task.label_names[0 if value == NO_LABEL else int(value)]
 
 
 def write_glue_zip(database, digest, path):

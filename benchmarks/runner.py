@@ -5,10 +5,13 @@ Stages for each (submission, task, seed):
    tokenizer against the model's vocabulary); a broken
    one gets a failure row and the others go on (driver);
 2. read the task's splits and tokenize them (cached .npz arrays); a missing
-   or bad file is a failure row for the task, naming the file (driver);
+   or bad file, or a label word a text-to-text tokenizer cannot write, is a
+   failure row for the task, naming the file or the word (driver);
 3. load a fresh copy of the model, fine-tune it with its family's head, predict
-   dev (and test, for the GLUE server) (the job: here, or a Ray task);
-4. score dev and store the run and its predictions in one transaction (driver).
+   dev (and test, for the GLUE server) (the job: here, or a Ray task); a
+   text-to-text model's predictions are its answers' token ids;
+4. read text-to-text answers back as labels with the submission's tokenizer,
+   score dev and store the run and its predictions in one transaction (driver).
 
 MNLI is fine-tuned once, as "MNLI-m"; that model also predicts MNLI-mm and AX,
 each stored as its own run. Runs already in the database for the same data
@@ -30,6 +33,8 @@ from cluster import executor as cluster_executor
 from cluster.progress import progress_bars
 
 EVALUATION_SPLITS = ("dev", "test")
+# A task's data that cannot be read, or that the submission's tokenizer cannot encode: a failure row for the task.
+TASK_ERRORS = (tasks.GlueDataError, encoding.TaskEncodingError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +56,7 @@ class TaskData:
 
     train: dict
     evaluations: dict  # scored task -> split -> arrays or None
+    decoding: dict | None = None  # a text-to-text model: how it writes answers (`finetune.predict`)
 
 
 @dataclasses.dataclass
@@ -88,8 +94,8 @@ class TaskArrays:
             examples = sample(examples, self.config.max_train_examples)
         elif split != "train" and self.config.max_eval_examples:
             examples = examples.head(self.config.max_eval_examples)
-        arrays = encoding.cached_encode(pair_encoder, examples, self.data_digest(task.name, split), self.cache_dir,
-                                        f"{task.name}-{split}")
+        arrays = encoding.cached_encode(pair_encoder, task.name, examples, self.data_digest(task.name, split),
+                                        self.cache_dir, f"{task.name}-{split}")
         if split == "dev":
             arrays["private"] = splits.private_mask(examples.texts)
         return arrays
@@ -140,6 +146,8 @@ class BenchmarkRunner:
         self.arrays = TaskArrays(glue_dir, cache_dir, self.config)
         self.progress = progress
         self.versions = results.library_versions()
+        # Submission hash -> its tokenizer, which reads a text-to-text model's answers back (the jobs hold arrays only).
+        self.tokenizers = {}
 
     def run(self, submission_folders):
         jobs, skipped = [], 0
@@ -181,6 +189,7 @@ class BenchmarkRunner:
             self.database.add_failure(digest, name, "*", str(error))
             return [], len(self.plan) * len(self.seeds)
         self.database.clear_failures(digest)
+        self.tokenizers[digest] = pair_encoder
         encoder_file = self.executor.share(submissions.model_files(folder))
         jobs, skipped = [], 0
         for trained_task, scored_tasks in self.plan.items():
@@ -211,7 +220,8 @@ class BenchmarkRunner:
         """The token arrays of one fine-tuning, or None; each task whose data cannot be read gets a failure row."""
         try:
             train = self.arrays.load(pair_encoder, trained_task, "train")
-        except tasks.GlueDataError as error:
+            decoding = pair_encoder.decoding(trained_task)
+        except TASK_ERRORS as error:
             for task in scored_tasks:
                 self.database.add_failure(digest, name, task, str(error))
             return None
@@ -219,9 +229,9 @@ class BenchmarkRunner:
         for task in scored_tasks:
             try:
                 evaluations[task] = {split: self.arrays.load(pair_encoder, task, split) for split in EVALUATION_SPLITS}
-            except tasks.GlueDataError as error:
+            except TASK_ERRORS as error:
                 self.database.add_failure(digest, name, task, str(error))
-        return TaskData(train, evaluations) if evaluations else None
+        return TaskData(train, evaluations, decoding) if evaluations else None
 
     def store(self, job, outcome, data):
         """Score dev predictions and store the runs with every prediction, in one transaction."""
@@ -231,7 +241,8 @@ class BenchmarkRunner:
             for split, split_arrays in data.evaluations[scored_task].items():
                 if split_arrays is None:
                     continue
-                predicted = outcome.predictions[scored_task][split]
+                predicted = self.tokenizers[job.submission_hash].predictions(
+                    scored_task, outcome.predictions[scored_task][split])
                 labels = split_arrays.get("labels")
                 if labels is not None and split == "dev":
                     scores = metrics.compute_metrics(scored_task, labels, predicted)
@@ -318,7 +329,7 @@ def fine_tune_job(job, model_files, data, step_bars=None):
         if step_bars is not None:
             step_bars.remove_task(step_task)
     predictions = {
-        scored_task: {split: finetune.predict(result.model, split_arrays, task.num_classes)
+        scored_task: {split: finetune.predict(result.model, split_arrays, task.num_classes, data.decoding)
                       for split, split_arrays in splits.items() if split_arrays is not None}
         for scored_task, splits in data.evaluations.items()
     }

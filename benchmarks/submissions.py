@@ -15,7 +15,8 @@ its metadata (see benchmarks/README.md, "Submission format"):
                          the family pretrains one)}; the family comes from config.json
 
 The family record (`reference_impl.families`) gives the backbone class, the
-tokenizer kind and how the task head reads the model (`finetune.build_classifier`).
+tokenizer kind and how the task head reads the model (`finetune.build_classifier`;
+a text-to-text family's decoder writes the label as a word, `encoding.TextToTextTokenizer`).
 
 The older BERT-only format is still read (a folder without config.json):
 
@@ -169,7 +170,7 @@ def load_model(folder, sequence_length=8, dtype=None):
 
 
 def load_tokenizer(folder, metadata, sequence_length, model):
-    """The tokenizer of a submission (encoding.PairEncoder / PresetTokenizer), checked against the model.
+    """The tokenizer of a submission (an `encoding.SubmissionTokenizer`), checked against the model.
 
     A tokenizer whose ids go past the model's embedding table, or files of
     another tokenizer kind than the family's, are a SubmissionError.
@@ -182,7 +183,7 @@ def load_tokenizer(folder, metadata, sequence_length, model):
         raise SubmissionError(f"{folder}: config.json names the tokenizer {named}, but the {family.name} family "
                               f"reads {family.tokenizer} ({TOKENIZER_CLASSES.get(family.tokenizer, 'no files')}).")
     try:
-        tokenizer = encoding.PresetTokenizer(folder, family, sequence_length)
+        tokenizer = encoding.preset_tokenizer(folder, family, sequence_length)
         size = tokenizer.vocabulary_size()
     except (ValueError, FileNotFoundError) as error:
         raise SubmissionError(f"{folder}: its {family.tokenizer} tokenizer could not be loaded: {error}") from None

@@ -206,11 +206,11 @@ FAMILIES = {
             head="last_token", classifier=GPTClassifier,
         ),
         ModelFamily(
+            # T5's SentencePiece layout (<pad> 0, </s> 1, <unk> 2, cased), as in a Hugging Face
+            # T5 folder's spiece.model: each text ends with </s>, <pad> starts the decoder.
             backbone=T5Backbone, tokenizer="sentencepiece",
-            # The kit's SentencePiece encoder: its own vocabularies and kit presets. A
-            # Hugging Face T5 spiece.model (</s>, <extra_id_N>) is not loaded yet.
-            train_tokenizer=tokenizers.train_sentence_piece_encoder,
-            load_tokenizer=tokenizers.load_sentence_piece_encoder,
+            train_tokenizer=partial(tokenizers.train_sentence_piece_encoder, packing="t5"),
+            load_tokenizer=partial(tokenizers.load_sentence_piece_encoder, packing="t5"),
             objective="span_corruption", pretrainer=T5Seq2SeqLM,
             compile_pretrainer=compile_causal_lm,
             head="text_to_text", classifier=T5Seq2SeqLM,

@@ -179,7 +179,7 @@ def fill_cache(vocabulary, glue_dir, cache_dir, barrier, outcomes):
     np.savez_compressed = slow_disk
     barrier.wait()
     try:
-        arrays = encoding.cached_encode(pair_encoder, examples, digest, cache_dir, "SST-2-train")
+        arrays = encoding.cached_encode(pair_encoder, "SST-2", examples, digest, cache_dir, "SST-2-train")
         outcomes.put(arrays["token_ids"].tolist())
     except Exception as error:  # noqa: BLE001
         outcomes.put(f"{type(error).__name__}: {error}"[:300])

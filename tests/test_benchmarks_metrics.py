@@ -6,6 +6,7 @@ import scipy.stats
 import sklearn.metrics
 
 from benchmarks import metrics
+from reference_impl.text_to_text import NO_LABEL
 
 # BERT-base on the GLUE test server (Devlin et al., 2019, and the GLUE leaderboard):
 # GLUE score 78.3; the paper's Table 1 "Average" 79.6.
@@ -64,3 +65,17 @@ def test_perfect_and_constant_predictions():
     assert metrics.compute_metrics("STS-B", [1.0, 2.0, 3.0], [2.5, 2.5, 2.5]) == {"pearson": 0.0, "spearman": 0.0}
     with pytest.raises(ValueError, match="3 labels but 2 predictions"):
         metrics.compute_metrics("SST-2", [0, 1, 1], [0, 1])
+
+
+def test_a_text_to_text_answer_that_is_no_label_word_is_scored_wrong():
+    labels = np.array([1, 0, 1, 0])
+    answered = np.array([1, NO_LABEL, NO_LABEL, 0])  # T5 wrote something else on examples 1 and 2
+    # Scored as the other class, as T5's f1_score_with_invalid does: a false positive, then a false negative.
+    as_wrong = np.array([1, 1, 0, 0])
+    assert metrics.compute_metrics("RTE", labels, answered) == {"accuracy": 50.0}
+    assert metrics.compute_metrics("MRPC", labels, answered) == pytest.approx(
+        {"f1": 100 * sklearn.metrics.f1_score(labels, as_wrong), "accuracy": 50.0})
+    assert metrics.compute_metrics("CoLA", labels, answered) == pytest.approx(
+        {"mcc": 100 * sklearn.metrics.matthews_corrcoef(labels, as_wrong)})
+    three = np.array([0, 1, 2])
+    assert metrics.compute_metrics("MNLI-m", three, [NO_LABEL] * 3) == {"accuracy": 0.0}

@@ -10,6 +10,7 @@ import pytest
 from benchmarks import metrics, reports, results, tasks
 from benchmarks.builtin_suite import write_builtin_suite
 from lms.gradescope import problems
+from reference_impl.text_to_text import NO_LABEL
 from tests.test_benchmarks_metrics import BERT_BASE_TEST
 
 
@@ -84,6 +85,12 @@ def test_glue_zip_has_all_eleven_files_with_label_strings(database, tmp_path):
     assert {line.split("\t")[1] for line in files["QNLI.tsv"][1:]} == {"entailment", "not_entailment"}
     assert {line.split("\t")[1] for line in files["CoLA.tsv"][1:]} == {"0", "1"}
     assert files["STS-B.tsv"][-1].endswith("\t5.000") and len(files["AX.tsv"]) == 12 + 1
+
+
+def test_glue_zip_writes_a_text_to_text_answer_that_is_no_label_word_as_the_first_label():
+    # The server takes one of the task's labels on every line.
+    assert reports.prediction_label("RTE", NO_LABEL) == "entailment"
+    assert reports.prediction_label("RTE", 1.0) == "not_entailment"
 
 
 def test_html_report_renders_in_headless_chromium(database, tmp_path):

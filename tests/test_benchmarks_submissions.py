@@ -8,8 +8,12 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import submissions
+from benchmarks import encoding, finetune, submissions, tasks
+from reference_impl import text_to_text
 from reference_impl.bert import BertBackbone
+from reference_impl.families import load_hugging_face, load_tokenizer
+from reference_impl.tokenizers import train_sentence_piece_model
+from tests.models.hugging_face_folders import t5_checkpoint
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "is", "good"]
 METADATA = {"name": "tiny", "model_family": "BERT", "pretraining_flops": 0}
@@ -116,3 +120,29 @@ def test_mixed_precision_copy_keeps_the_weights(tmp_path):
     probe = {"token_ids": np.array([[2, 5, 6, 3]]), "segment_ids": np.zeros((1, 4), "int32"), "padding_mask": np.ones((1, 4), "int32")}
     pooled = keras.ops.convert_to_numpy(keras.ops.cast(mixed(probe)["pooled_output"], "float32"))
     np.testing.assert_allclose(pooled, keras.ops.convert_to_numpy(encoder(probe)["pooled_output"]), atol=0.05)
+
+
+def test_a_hugging_face_t5_with_its_spiece_model_is_a_text_to_text_submission(tmp_path):
+    """A Hugging Face T5 folder (weights, spiece.model in T5's layout trained here, its tokenizer_config.json)
+    converted to a kit preset: the harness loads it, writes each task as T5 does and reads answers back."""
+    checkpoint, _, _, _ = t5_checkpoint(tmp_path / "hugging-face-t5")
+    corpus = [" ".join(text_to_text.target_texts(task)) for task in text_to_text.TASK_FORMATS]
+    corpus += ["rte sentence1: it rains. sentence2: it is wet.", "stsb sentence1: a dog. sentence2: a cat."]
+    (checkpoint / "spiece.model").write_bytes(train_sentence_piece_model(corpus, 60, lowercase=False, packing="t5"))
+    (checkpoint / "tokenizer_config.json").write_text(json.dumps({"extra_ids": 100, "model_max_length": 512}))
+    folder = submissions.save_preset_submission(tmp_path / "t5", load_hugging_face(checkpoint),
+                                                load_tokenizer(checkpoint, 32), {"name": "t5", "pretraining_flops": None})
+    model = submissions.load_model(folder, 32)
+    tokenizer = submissions.load_tokenizer(folder, submissions.read_metadata(folder), 32, model)
+    assert isinstance(tokenizer, encoding.TextToTextTokenizer) and tokenizer.vocabulary_size() == 60
+    examples = tasks.Examples([("it rains.", "it is wet."), ("a dog.", "a cat.")], np.array([0, 1]), np.arange(2))
+    arrays = tokenizer.encode_task("RTE", examples)
+    ids, mask = arrays["encoder_token_ids"], arrays["encoder_padding_mask"].astype(bool)
+    assert ids[0][mask[0]][-1] == 1  # </s> ends the input
+    assert tokenizer.encoder().detokenize(ids[0]) == "rte sentence1: it rains. sentence2: it is wet."
+    decoding = tokenizer.decoding("RTE")
+    assert (decoding["start_token_id"], decoding["end_token_id"]) == (0, 1)  # T5's <pad> starts, </s> ends
+    seq2seq_lm = finetune.build_classifier(model, 2, 0.1, "t5")
+    answers = finetune.predict(seq2seq_lm, arrays, 2, decoding)
+    assert answers.shape == (2, decoding["max_length"] - 1)
+    assert set(tokenizer.predictions("RTE", answers)) <= {0, 1, text_to_text.NO_LABEL}

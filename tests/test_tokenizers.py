@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sentencepiece
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from reference_impl.corpus import offline_corpus, split_sentences
+from reference_impl.families import load_tokenizer
 from reference_impl.tokenizers import (
     BERT_SPECIAL_TOKENS,
     GPT2_SPECIAL_TOKENS,
@@ -25,6 +27,7 @@ from reference_impl.tokenizers import (
     load_token_arrays,
     load_word_piece_encoder,
     train_byte_pair_vocabulary,
+    train_sentence_piece_encoder,
     train_sentence_piece_model,
     train_word_piece_vocabulary,
 )
@@ -355,6 +358,40 @@ def test_sentence_piece_training_albert_style(documents, tmp_path):
 
     encoder.save(tmp_path)
     assert load_sentence_piece_encoder(tmp_path, sequence_length=20).get_config() == encoder.get_config()
+
+
+def test_sentence_piece_training_t5_style(documents, tmp_path):
+    encoder = train_sentence_piece_encoder(documents, vocabulary_size=800, sequence_length=40, packing="t5")
+    assert (encoder.pad_token_id, encoder.sep_token_id, encoder.unk_token_id) == (0, 1, 2)
+    assert (encoder.cls_token_id, encoder.mask_token_id, encoder.lowercase) == (None, None, False)
+    text = split_sentences(documents[7])[0]
+    (ids,) = encoder.tokenize([text])
+    # The pieces sentencepiece itself gives (cased, as T5's vocabularies are).
+    assert ids == sentencepiece.SentencePieceProcessor(model_proto=encoder.proto).encode(text)
+    assert encoder.detokenize(ids) == text
+    assert 1 not in encoder.tokenize(["</s> <pad>"])[0]  # control pieces are never read out of text
+    arrays = encoder.encode(["A first text."], ["A second text."])  # a </s> b </s>, nothing before a
+    real = arrays["token_ids"][0][arrays["padding_mask"][0]]
+    first, second = encoder.tokenize(["A first text.", "A second text."])
+    assert list(real) == first + [1] + second + [1]
+
+    encoder.save(tmp_path)
+    assert load_sentence_piece_encoder(tmp_path, sequence_length=40).get_config() == encoder.get_config()
+
+
+def test_a_hugging_face_t5_spiece_model_loads_with_t5s_special_ids(documents, tmp_path):
+    """A Hugging Face T5 folder: config.json with model_type "t5", spiece.model in T5's layout (trained
+    here: no download), and a tokenizer_config.json that names neither casing nor packing."""
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "t5", "vocab_size": 32128}))
+    (tmp_path / "spiece.model").write_bytes(train_sentence_piece_model(documents, 800, lowercase=False,
+                                                                       packing="t5"))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"extra_ids": 100, "model_max_length": 512}))
+    encoder = load_tokenizer(tmp_path, sequence_length=16)  # the t5 family's loader, picked by model_type
+    assert (encoder.packing, encoder.lowercase, encoder.pad_token_id, encoder.sep_token_id) == ("t5", False, 0, 1)
+    assert encoder.detokenize(encoder.tokenize(["Cased Text."])[0]) == "Cased Text."
+    # Read as ALBERT's layout, the error names what it lacks.
+    with pytest.raises(ValueError, match=r"Special token '\[CLS\]' is not in the vocabulary.*packing 'bert'"):
+        load_sentence_piece_encoder(tmp_path, sequence_length=16)
 
 
 def test_training_errors_are_clear(documents):

@@ -31,6 +31,7 @@ from reference_impl.tokenizers.encoders import (
     BERT_SPECIAL_TOKENS,
     GPT2_SPECIAL_TOKENS,
     ROBERTA_SPECIAL_TOKENS,
+    SENTENCE_PIECE_PACKINGS,
     BytePairEncoder,
     SentencePieceEncoder,
     TextEncoder,
@@ -53,7 +54,7 @@ from reference_impl.tokenizers.training import (
 
 __all__ = [
     "ALBERT_CONTROL_TOKENS", "ARRAY_NAMES", "BERT_SPECIAL_TOKENS", "GPT2_SPECIAL_TOKENS",
-    "ROBERTA_SPECIAL_TOKENS", "BytePairEncoder", "SentencePieceEncoder", "TextEncoder",
+    "ROBERTA_SPECIAL_TOKENS", "SENTENCE_PIECE_PACKINGS", "BytePairEncoder", "SentencePieceEncoder", "TextEncoder",
     "WordPieceEncoder", "bert_normalize", "encode_to_npz", "load_byte_pair_encoder",
     "load_sentence_piece_encoder", "load_token_arrays", "load_word_piece_encoder",
     "train_byte_pair_encoder", "train_byte_pair_vocabulary", "train_sentence_piece_encoder",

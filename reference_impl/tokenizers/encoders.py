@@ -2,6 +2,7 @@
 
     WordPieceEncoder      BERT / ELECTRA   [CLS] a [SEP] b [SEP]
     SentencePieceEncoder  ALBERT           [CLS] a [SEP] b [SEP]
+                          T5               a </s> b </s>   (T5's own vocabularies)
     BytePairEncoder       RoBERTa          <s> a </s></s> b </s>
                           GPT-2            a <|endoftext|> b   (no other specials)
 
@@ -25,6 +26,7 @@ GPT2_SPECIAL_TOKENS = ("<|endoftext|>",)
 # ALBERT's sentencepiece models put <pad> at 0 and <unk> at 1, then the
 # BERT-style control pieces.
 ALBERT_CONTROL_TOKENS = ("[CLS]", "[SEP]", "[MASK]")
+SENTENCE_PIECE_PACKINGS = ("bert", "t5")
 ARRAY_NAMES = ("token_ids", "segment_ids", "padding_mask")
 
 # Texts handed to TensorFlow at once; bounds memory on large corpora.
@@ -62,6 +64,8 @@ class TextEncoder:
             start, separator, end = [self.cls_token_id], [self.sep_token_id], [self.sep_token_id]
         elif packing == "roberta":
             start, separator, end = [self.cls_token_id], [self.sep_token_id] * 2, [self.sep_token_id]
+        elif packing == "t5":  # every text ends with </s>; nothing starts one
+            start, separator, end = [], [self.sep_token_id], [self.sep_token_id]
         else:  # gpt2: the end-of-text token only separates the two texts
             start, separator, end = [], [self.sep_token_id], []
         # Padding is written as -1 first so that the mask can be read off
@@ -116,7 +120,7 @@ class TextEncoder:
             raise ValueError(
                 f"Special token {token!r} is not in the vocabulary. Train or "
                 f"load a vocabulary that contains it (expected for "
-                f"{type(self).__name__})."
+                f"{type(self).__name__} with packing {self.packing!r})."
             )
         return int(token_id)
 
@@ -313,23 +317,38 @@ class BytePairEncoder(TextEncoder):
 
 
 class SentencePieceEncoder(TextEncoder):
-    """ALBERT-style SentencePiece encoder: `[CLS] a [SEP] b [SEP]`, `<pad>` padding.
+    """SentencePiece encoder, packed ALBERT-style or T5-style.
 
     Args:
         proto: the serialized sentencepiece model (bytes of `spiece.model`).
         sequence_length: length of every packed row.
         lowercase: lowercase the text before sentencepiece sees it (ALBERT
-            checkpoints' `do_lower_case`).
+            checkpoints' `do_lower_case`); None: as the packing's
+            checkpoints do (ALBERT's are uncased, T5's cased).
+        packing: "bert" (ALBERT's and XLNet's kit vocabularies: `[CLS] a
+            [SEP] b [SEP]`, `<pad>` padding) or "t5" (T5's vocabularies, a
+            Hugging Face T5 `spiece.model` among them: `a </s> b </s>`,
+            `<pad>` padding, no class or mask token). T5's `<extra_id_N>`
+            sentinels are not pieces of the model: Hugging Face adds them
+            after its last piece.
     """
 
-    def __init__(self, proto, sequence_length, lowercase=True):
+    def __init__(self, proto, sequence_length, lowercase=None, packing="bert"):
         from keras_hub.tokenizers import SentencePieceTokenizer
 
+        if packing not in SENTENCE_PIECE_PACKINGS:
+            raise ValueError(
+                f"packing must be one of {SENTENCE_PIECE_PACKINGS} for sentencepiece "
+                f"models, got {packing!r}."
+            )
         super().__init__(sequence_length)
         self.proto = bytes(proto)
-        self.lowercase = bool(lowercase)
+        self.lowercase = packing == "bert" if lowercase is None else bool(lowercase)
         self.tokenizer = SentencePieceTokenizer(proto=self.proto)
-        self._set_packing("bert", pad="<pad>", cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="<unk>")
+        if packing == "bert":
+            self._set_packing("bert", pad="<pad>", cls="[CLS]", sep="[SEP]", mask="[MASK]", unk="<unk>")
+        else:
+            self._set_packing("t5", pad="<pad>", sep="</s>", unk="<unk>")
 
     def normalize(self, text):
         return text.lower() if self.lowercase else text
@@ -339,6 +358,7 @@ class SentencePieceEncoder(TextEncoder):
             "proto": self.proto,
             "sequence_length": self.sequence_length,
             "lowercase": self.lowercase,
+            "packing": self.packing,
         }
 
     def save(self, directory):
@@ -346,7 +366,8 @@ class SentencePieceEncoder(TextEncoder):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "spiece.model").write_bytes(self.proto)
-        _write_json(directory / "tokenizer_config.json", {"do_lower_case": self.lowercase})
+        _write_json(directory / "tokenizer_config.json",
+                    {"do_lower_case": self.lowercase, "packing": self.packing})
 
 
 def bert_normalize(text, lowercase=True, strip_accents=True):

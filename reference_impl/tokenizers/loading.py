@@ -48,19 +48,23 @@ def load_byte_pair_encoder(directory, sequence_length, packing=None):
     return BytePairEncoder(vocabulary, merges, sequence_length, packing=packing)
 
 
-def load_sentence_piece_encoder(directory, sequence_length):
-    """SentencePiece encoder from an ALBERT folder: `spiece.model`.
+def load_sentence_piece_encoder(directory, sequence_length, packing=None):
+    """SentencePiece encoder from an ALBERT, XLNet or T5 folder: `spiece.model`.
 
-    `do_lower_case` comes from `tokenizer_config.json` (default True, as for
-    ALBERT checkpoints).
+    `packing` ("bert" or "t5", see `SentencePieceEncoder`) defaults to the
+    `packing` key of `tokenizer_config.json` (written by
+    `SentencePieceEncoder.save`), else to "bert"; a Hugging Face T5 folder
+    has no such key, so its family passes "t5". `do_lower_case` comes from
+    `tokenizer_config.json`, else follows the packing (ALBERT uncased, T5 cased).
     """
     directory = Path(directory)
-    model_file = _required_file(directory, "spiece.model", "an ALBERT sentencepiece model")
+    model_file = _required_file(directory, "spiece.model", "a sentencepiece model")
     config = _optional_json(directory / "tokenizer_config.json")
     return SentencePieceEncoder(
         model_file.read_bytes(),
         sequence_length,
-        lowercase=config.get("do_lower_case", True),
+        lowercase=config.get("do_lower_case"),
+        packing=packing or config.get("packing", "bert"),
     )
 
 

@@ -9,6 +9,7 @@ from reference_impl.tokenizers.encoders import (
     BERT_SPECIAL_TOKENS,
     GPT2_SPECIAL_TOKENS,
     ROBERTA_SPECIAL_TOKENS,
+    SENTENCE_PIECE_PACKINGS,
     BytePairEncoder,
     SentencePieceEncoder,
     WordPieceEncoder,
@@ -71,15 +72,21 @@ def train_byte_pair_vocabulary(documents, vocabulary_size, special_tokens=ROBERT
     return dict(model["vocab"]), merges
 
 
-def train_sentence_piece_model(documents, vocabulary_size, lowercase=True):
-    """Trains an ALBERT-style unigram sentencepiece model; returns its bytes.
+def train_sentence_piece_model(documents, vocabulary_size, lowercase=True, packing="bert"):
+    """Trains a unigram sentencepiece model; returns its bytes.
 
-    Ids: `<pad>` 0, `<unk>` 1, `[CLS]` 2, `[SEP]` 3, `[MASK]` 4 (control
-    pieces: never produced from text). Lines are lowercased first when
-    `lowercase` (pass the same flag to `SentencePieceEncoder`).
+    Ids, packing "bert" (ALBERT's layout): `<pad>` 0, `<unk>` 1, `[CLS]` 2,
+    `[SEP]` 3, `[MASK]` 4; packing "t5" (T5's): `<pad>` 0, `</s>` 1, `<unk>` 2.
+    The special pieces are control pieces: never produced from text. Lines
+    are lowercased first when `lowercase` (pass the same flag to
+    `SentencePieceEncoder`).
     """
     import sentencepiece
 
+    if packing not in SENTENCE_PIECE_PACKINGS:
+        raise ValueError(f"packing must be one of {SENTENCE_PIECE_PACKINGS}, got {packing!r}.")
+    special_ids = (dict(unk_id=1, eos_id=-1, control_symbols=list(ALBERT_CONTROL_TOKENS)) if packing == "bert"
+                   else dict(eos_id=1, unk_id=2))
     lines = [line.lower() if lowercase else line for line in _corpus_lines(documents)]
     model = io.BytesIO()
     try:
@@ -89,10 +96,8 @@ def train_sentence_piece_model(documents, vocabulary_size, lowercase=True):
             vocab_size=vocabulary_size,
             model_type="unigram",
             pad_id=0,
-            unk_id=1,
             bos_id=-1,
-            eos_id=-1,
-            control_symbols=list(ALBERT_CONTROL_TOKENS),
+            **special_ids,
             character_coverage=1.0,
             num_threads=1,
             minloglevel=2,
@@ -131,6 +136,9 @@ def train_byte_pair_encoder(documents, vocabulary_size, sequence_length, packing
     return BytePairEncoder(vocabulary, merges, sequence_length, packing=packing)
 
 
-def train_sentence_piece_encoder(documents, vocabulary_size, sequence_length):
-    """A `SentencePieceEncoder` (ALBERT) with a model trained on `documents`."""
-    return SentencePieceEncoder(train_sentence_piece_model(documents, vocabulary_size), sequence_length)
+def train_sentence_piece_encoder(documents, vocabulary_size, sequence_length, packing="bert"):
+    """A `SentencePieceEncoder` with a model trained on `documents`: ALBERT's layout, lowercased,
+    or T5's, cased, with packing="t5"."""
+    lowercase = packing == "bert"
+    proto = train_sentence_piece_model(documents, vocabulary_size, lowercase, packing)
+    return SentencePieceEncoder(proto, sequence_length, lowercase=lowercase, packing=packing)
