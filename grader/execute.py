@@ -39,6 +39,7 @@ class Execution:
     cell_seconds: dict = field(default_factory=dict)  # {cell index: wall-clock seconds}
     sandbox_peak_bytes: int | None = None  # all the sandbox's processes and tmpfs together (cgroup hosts only)
     kernel_started: bool = False  # the kernel answered; before that no student code has run
+    stopped_past_quota: bool = False  # a folder held more than its quota: the kernel was killed
 
 
 class KernelDidNotStart(RuntimeError):
@@ -238,20 +239,29 @@ def folder_bytes(directory):
     return total
 
 
-async def _enforce_quota(km, quotas, execution):
-    """Kill the kernel as soon as one group of folders holds more than its quota.
+async def _stop_past_quota(km, quotas, execution):
+    """Kill the kernel, once, if a group of folders holds more than its quota; True if it did.
 
     `quotas`: [(folders, quota in bytes, what the folders are, for the message)].
     """
-    while True:
+    if execution.stopped_past_quota:
+        return True
+    for directories, quota, what in quotas:
+        if sum(folder_bytes(d) for d in directories) > quota:
+            execution.stopped_past_quota = True
+            execution.events.append(
+                f"the notebook wrote more than {quota // 2**20} MiB (or {SHARED_FOLDER_MAX_ENTRIES} files) "
+                f"into its {what}; the kernel was stopped")
+            await km.signal_kernel(signal.SIGKILL)
+            return True
+    return False
+
+
+async def _enforce_quota(km, quotas, execution):
+    """Poll the quotas while cells run, so a notebook is stopped soon after it passes one. A
+    poll can come too late for a fast writer: each cell is checked again when it ends."""
+    while not await _stop_past_quota(km, quotas, execution):
         await asyncio.sleep(SHARED_FOLDER_POLL_SECONDS)
-        for directories, quota, what in quotas:
-            if sum(folder_bytes(d) for d in directories) > quota:
-                execution.events.append(
-                    f"the notebook wrote more than {quota // 2**20} MiB (or {SHARED_FOLDER_MAX_ENTRIES} files) "
-                    f"into its {what}; the kernel was stopped")
-                await km.signal_kernel(signal.SIGKILL)
-                return
 
 
 def _owned_dir(prefix, uid, work_dir):
@@ -277,7 +287,7 @@ def _working_copy(prefix, support_files, work_dir, uid=None):
 async def _run_cells(client, nb, limits, execution, kernel_kwargs, quotas, after_kernel):
     quota = asyncio.create_task(_enforce_quota(client.km, quotas, execution))
     try:
-        await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs)
+        await _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs, quotas)
     finally:  # whatever happened, no sandbox outlives its notebook
         quota.cancel()
         if client.km is not None and client.km.has_kernel:  # nbclient drops km when the client fails
@@ -286,7 +296,7 @@ async def _run_cells(client, nb, limits, execution, kernel_kwargs, quotas, after
             after_kernel()
 
 
-async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
+async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs, quotas):
     deadline = time.monotonic() + limits.notebook_seconds
     async with client.async_setup_kernel(**kernel_kwargs):
         execution.kernel_started = True
@@ -304,6 +314,9 @@ async def _run_cells_in_kernel(client, nb, limits, execution, kernel_kwargs):
                 cell_started = time.monotonic()
                 await client.async_execute_cell(cell, index)
                 execution.cell_seconds[index] = round(time.monotonic() - cell_started, 2)
+                if await _stop_past_quota(client.km, quotas, execution):
+                    execution.events.append(f"the cells after cell {index} were not run")
+                    return
             except CellTimeoutError:
                 execution.events.append(
                     f"cell {index} ran longer than {client.timeout} s and was stopped; "

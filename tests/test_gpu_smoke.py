@@ -94,6 +94,7 @@ def test_carried_size_over_the_limit_is_refused(prepared, monkeypatch):
         gpu.check_carried_size(folder, Console(quiet=True))
 
 
+@pytest.mark.long  # the whole GPU script once, on the CPU at smoke sizes
 def test_smoke_measures_the_peak_in_mixed_precision(smoke):
     machine = dict(smoke[0].tables["machine"]["rows"])
     assert machine["bf16 mixed precision, XLA"] == "True, False"
@@ -102,6 +103,7 @@ def test_smoke_measures_the_peak_in_mixed_precision(smoke):
                                                                   "machine.md"]
 
 
+@pytest.mark.long  # the whole GPU script once, on the CPU at smoke sizes
 def test_smoke_bert_throughput_table(smoke):
     report, out = smoke
     rows = report.tables["bert"]["rows"]
@@ -112,12 +114,14 @@ def test_smoke_bert_throughput_table(smoke):
     assert "| reference BertBackbone |" in (out / "bert.md").read_text()
 
 
+@pytest.mark.long  # the whole GPU script once, on the CPU at smoke sizes
 def test_smoke_gpt_throughput_and_larger_batches(smoke):
     rows = smoke[0].tables["gpt"]["rows"]
     assert [(row[0], row[1]) for row in rows] == [("reference GPT", 2), ("keras-hub GPT2", 2), ("reference GPT", 8)]
     assert all(number(row[2]) > 0 and number(row[4]) > 0 for row in rows)
 
 
+@pytest.mark.long  # the whole GPU script once, on the CPU at smoke sizes
 def test_smoke_glue_sweep_scores_every_carried_task(smoke):
     table = smoke[0].tables["glue"]
     assert [row[0] for row in table["rows"]] == list(TASKS)
@@ -128,6 +132,7 @@ def test_smoke_glue_sweep_scores_every_carried_task(smoke):
     assert any(note.startswith("Full GLUE") and "GPU-hours" in note for note in table["notes"])
 
 
+@pytest.mark.long  # the whole GPU script once, on the CPU at smoke sizes
 def test_smoke_elmo_compares_pretrained_and_untrained_bilm(smoke):
     table = smoke[0].tables["elmo"]
     assert [row[0].split(" (")[0] for row in table["rows"]] == ["majority class", "frozen ELMo", "frozen untrained biLM"]
