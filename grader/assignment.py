@@ -173,11 +173,16 @@ class Assignment:
         """The keyword arguments of each call of `case_id` under `seed`, as the kernel draws them."""
         return grading_runtime.draw_calls(case_id, seed, self.inputs.CASES)
 
-    def repeats_public_inputs(self, case_id, seed):
-        """Whether a call of `case_id` under `seed` has the very inputs of a public-check call
-        (whose expected values every student holds in public_checks.npz)."""
-        public = self.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
-        return any(_same_call(call, known) for call in self.draw_calls(case_id, seed) for known in public)
+    def repeats_public_outputs(self, case_id, seed):
+        """Whether the reference's outputs for `case_id` under `seed` equal, within the grading
+        tolerance, those of the public check (which every student holds in public_checks.npz):
+        then replaying the public expected values would pass. Inputs need not repeat for that:
+        a few discrete sizes can give the same parameter count, a sum the same loss."""
+        from grader import verdicts  # the reference (Keras) only when a seed is drawn
+
+        function = self.case_functions[case_id]
+        public = verdicts.reference_outputs(self, case_id, function, grading_runtime.PUBLIC_SEED)
+        return not grading_runtime.mismatches(public, verdicts.reference_outputs(self, case_id, function, seed))
 
     def problems(self):
         """What is inconsistent between the notebook, inputs.py, reference.py and bugs.py."""
@@ -247,19 +252,14 @@ def of_case(case_id):
     return load(case_id.split(".", 1)[0])
 
 
-def _same_call(call, other):
-    call, other = grading_runtime.flat_arguments(call), grading_runtime.flat_arguments(other)
-    return call.keys() == other.keys() and all(
-        np.shape(call[k]) == np.shape(other[k]) and np.array_equal(call[k], other[k]) for k in call)
-
-
 def secret_seed(case_ids, attempts=100):
-    """A fresh secret seed under which no call of any of `case_ids` repeats a public-check call,
-    so replaying the public expected values can never pass a graded case."""
+    """A fresh secret seed under which no graded case among `case_ids` expects the outputs of
+    its public check, so replaying the public expected values can never pass a graded case.
+    The reference outputs it computes are kept for the verdicts (`verdicts.reference_outputs`)."""
     for _ in range(attempts):
         seed = secrets.randbits(62)
-        if not any(of_case(case_id).repeats_public_inputs(case_id, seed) for case_id in case_ids
+        if not any(of_case(case_id).repeats_public_outputs(case_id, seed) for case_id in case_ids
                    if case_id in of_case(case_id).case_functions):
             return seed
-    raise RuntimeError(f"{attempts} secret seeds in a row drew a public check's inputs for one of "
+    raise RuntimeError(f"{attempts} secret seeds in a row gave a public check's expected outputs for one of "
                        f"{', '.join(case_ids)}: draw that case's inputs from a larger space (inputs.py)")

@@ -3,7 +3,8 @@
 Every student holds the public expected values (public_checks.npz). A notebook
 that writes them as its captures, whatever the grading runtime does, must get
 zero on every case of every assignment: the grader draws each notebook's secret
-seed so that no call of any case has a public check's inputs.
+seed so that no case expects its public check's outputs, whether its inputs repeat
+the public ones or only its outputs do (a few discrete sizes, one parameter count).
 """
 
 import nbformat
@@ -13,7 +14,7 @@ import pytest
 from grader import assignment, sandbox, submission, verdicts
 from grader.runtime import grading_runtime
 
-SEEDS_PER_CASE = 5
+SECRET_SEEDS = 5
 
 
 def public_expected(case_id):
@@ -31,15 +32,20 @@ def replay(tmp_path, case_id, seed):
 @pytest.mark.parametrize("name", assignment.names())
 def test_replaying_the_public_expected_values_scores_zero_on_every_case(tmp_path, name):
     cases = sorted(assignment.load(name).inputs.CASES)
-    passed = []
     for case_id in cases:
         # The replay is a real attack: on the public inputs it would pass.
         assert replay(tmp_path, case_id, grading_runtime.PUBLIC_SEED).passed, case_id
-        for _ in range(SEEDS_PER_CASE):
-            seed = assignment.secret_seed(cases)
-            if replay(tmp_path, case_id, seed).passed:
-                passed.append((case_id, seed))
+    passed = []
+    for _ in range(SECRET_SEEDS):
+        seed = assignment.secret_seed(cases)
+        passed += [(case_id, seed) for case_id in cases if replay(tmp_path, case_id, seed).passed]
     assert passed == []
+
+
+def same_call(call, other):
+    call, other = grading_runtime.flat_arguments(call), grading_runtime.flat_arguments(other)
+    return call.keys() == other.keys() and all(
+        np.shape(call[k]) == np.shape(other[k]) and np.array_equal(call[k], other[k]) for k in call)
 
 
 def coinciding_seed(case_id):
@@ -47,7 +53,7 @@ def coinciding_seed(case_id):
     a = assignment.of_case(case_id)
     public = a.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
     return next(seed for seed in range(100_000)
-                if all(assignment._same_call(*calls) for calls in zip(a.draw_calls(case_id, seed), public)))
+                if all(same_call(*calls) for calls in zip(a.draw_calls(case_id, seed), public)))
 
 
 def test_a_seed_that_draws_public_inputs_is_never_used(monkeypatch, tmp_path):
@@ -56,8 +62,32 @@ def test_a_seed_that_draws_public_inputs_is_never_used(monkeypatch, tmp_path):
     assert replay(tmp_path, case_id, bad).passed  # what the check prevents
     draws = iter([bad, bad, 7])
     monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: next(draws))
-    assert not assignment.of_case(case_id).repeats_public_inputs(case_id, 7)
+    assert not assignment.of_case(case_id).repeats_public_outputs(case_id, 7)
     assert assignment.secret_seed([case_id, "attention.no_mask"]) == 7
+
+
+def test_a_seed_with_other_inputs_but_the_public_outputs_is_never_used(monkeypatch, tmp_path):
+    """ALBERT's parameter count depends on the vocabulary and the positions only through
+    (V + T) * E: a seed that draws another V and T with the public sum expects the public
+    counts, though none of its inputs is the public one."""
+    case_id = "after_bert.albert_counts"
+    a = assignment.of_case(case_id)
+    public = a.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
+
+    def same_counts_other_inputs(calls):
+        return all(call["vocabulary_size"] != known["vocabulary_size"] and
+                   call["vocabulary_size"] + call["max_sequence_length"] ==
+                   known["vocabulary_size"] + known["max_sequence_length"] and
+                   all(call[k] == known[k] for k in call if k not in ("vocabulary_size", "max_sequence_length"))
+                   for call, known in zip(calls, public))
+
+    bad = next(seed for seed in range(100_000) if same_counts_other_inputs(a.draw_calls(case_id, seed)))
+    assert not any(same_call(*calls) for calls in zip(a.draw_calls(case_id, bad), public))
+    assert replay(tmp_path, case_id, bad).passed  # the attack works on such a seed
+    draws = iter([bad, 7])
+    monkeypatch.setattr(assignment.secrets, "randbits", lambda bits: next(draws))
+    assert assignment.secret_seed([case_id]) == 7
+    assert not replay(tmp_path, case_id, 7).passed
 
 
 def test_a_case_that_always_draws_the_public_inputs_is_refused(monkeypatch):
