@@ -49,15 +49,15 @@ test: install
 	$(JAX_PYTEST) -m "backend and not long and not training"
 
 # The rest: whole jobs end to end, minutes each (marked `long`: the demo, a Ray cluster
-# with PostgreSQL, a grader killed and resumed, racing processes, the JAX catalogue), and
-# the training tests under JAX.
+# with PostgreSQL, a grader killed and resumed, racing processes, whole courses graded in
+# the sandbox, the JAX catalogue), and the training tests under JAX.
 test-long: install
 	$(PYTEST) -m long
 	$(JAX_PYTEST) -m "backend and training"
 
 # Every assignment graded in the sandbox (source: full marks, release: zero), timed, and its
 # catalogue of bugs and alternatives on 20 secret seeds, under TensorFlow and under JAX
-# (make test runs the catalogue on 3 seeds, and on 1 under JAX).
+# (make test runs the catalogue on 2 seeds, and attention's solution under JAX).
 check-assignments: install
 	$(BIN)/python -m grader check --seeds 20
 	KERAS_BACKEND=jax $(BIN)/python -m grader --backend jax check --seeds 20 --no-sandbox

@@ -178,11 +178,9 @@ class Assignment:
         tolerance, those of the public check (which every student holds in public_checks.npz):
         then replaying the public expected values would pass. Inputs need not repeat for that:
         a few discrete sizes can give the same parameter count, a sum the same loss."""
-        from grader import verdicts  # the reference (Keras) only when a seed is drawn
-
         function = self.case_functions[case_id]
-        public = verdicts.reference_outputs(self, case_id, function, grading_runtime.PUBLIC_SEED)
-        return not grading_runtime.mismatches(public, verdicts.reference_outputs(self, case_id, function, seed))
+        public = reference_outputs(self, case_id, function, grading_runtime.PUBLIC_SEED)
+        return not grading_runtime.mismatches(public, reference_outputs(self, case_id, function, seed))
 
     def problems(self):
         """What is inconsistent between the notebook, inputs.py, reference.py and bugs.py."""
@@ -252,10 +250,27 @@ def of_case(case_id):
     return load(case_id.split(".", 1)[0])
 
 
+@functools.lru_cache(maxsize=4096)
+def reference_outputs(assignment, case_id, function, seed):
+    """The reference's outputs on the case's secret inputs under `seed` (kept: every
+    notebook graded with that seed, and every catalogued bug compared, reuses them)."""
+    return outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
+
+
+def outputs_of(fn, calls):
+    """{"call{i}_output{j}": array} of `fn` (a reference function, or a reference layer class,
+    whose gradients are recorded too) on each call's arguments, passed as the notebook passes them."""
+    arrays = {}
+    for i, kwargs in enumerate(calls):
+        for name, array in grading_runtime.call_outputs(fn, grading_runtime.notebook_arguments(kwargs)).items():
+            arrays[f"call{i}_{name}"] = array
+    return arrays
+
+
 def secret_seed(case_ids, attempts=100):
     """A fresh secret seed under which no graded case among `case_ids` expects the outputs of
     its public check, so replaying the public expected values can never pass a graded case.
-    The reference outputs it computes are kept for the verdicts (`verdicts.reference_outputs`)."""
+    The reference outputs it computes are kept for the verdicts (`reference_outputs`)."""
     for _ in range(attempts):
         seed = secrets.randbits(62)
         if not any(of_case(case_id).repeats_public_outputs(case_id, seed) for case_id in case_ids

@@ -132,23 +132,6 @@ def load_capture(path):
                          "only .npz files written by capture() are accepted") from None
 
 
-@functools.lru_cache(maxsize=4096)
-def reference_outputs(assignment, case_id, function, seed):
-    """The reference's outputs on the case's secret inputs under `seed` (kept: every
-    notebook graded with that seed, and every catalogued bug compared, reuses them)."""
-    return outputs_of(assignment.references[function], assignment.draw_calls(case_id, seed))
-
-
-def outputs_of(fn, calls):
-    """{"call{i}_output{j}": array} of `fn` (a reference function, or a reference layer class,
-    whose gradients are recorded too) on each call's arguments, passed as the notebook passes them."""
-    arrays = {}
-    for i, kwargs in enumerate(calls):
-        for name, array in grading_runtime.call_outputs(fn, grading_runtime.notebook_arguments(kwargs)).items():
-            arrays[f"call{i}_{name}"] = array
-    return arrays
-
-
 def known_bugs(assignment, case_id, function, seed, got=None, raised=None):
     """Descriptions of the catalogued bugs of `function` whose mutated solution gives exactly
     the outputs `got`, or raises exactly the error `raised`, on the same inputs."""
@@ -191,7 +174,7 @@ def judge_case(case_id, capture_dir, seed, function=None):
         return CaseVerdict(case_id, False, str(error))
     if case_id in assignment.outcomes:
         return judge_outcome(assignment, case_id, function, got)
-    want = reference_outputs(assignment, case_id, function, seed)
+    want = assignments.reference_outputs(assignment, case_id, function, seed)
     mismatches = grading_runtime.mismatches(got, want, assignment.draw_calls(case_id, seed))
     if not mismatches:
         return CaseVerdict(case_id, True, f"{function}: correct (rtol {RTOL:g}, atol {ATOL:g})")

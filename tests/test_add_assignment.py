@@ -62,6 +62,7 @@ def run(command, env):
                           text=True, timeout=900)
 
 
+@pytest.mark.long  # a whole course graded in the sandbox: `make test-long`
 def test_a_new_assignment_made_as_the_readme_says_grades_right(tmp_path, monkeypatch):
     steps = readme_steps()
     assert [language for language, _ in steps] == ["bash", "python", "bash"], steps

@@ -71,10 +71,12 @@ def test_every_graded_function_has_enough_mutants(name):
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("name", ASSIGNMENTS)
+@pytest.mark.parametrize("name", [name if name == "attention" else pytest.param(name, marks=pytest.mark.long)
+                                  for name in ASSIGNMENTS])
 def test_the_solution_gets_full_marks_under_every_backend(name):
     """The source solution agrees with the references under this backend (`make test` runs this
-    file's backend tests again under JAX; `test_the_same_grades_under_jax` grades the catalogue)."""
+    file's backend tests again under JAX, for attention: the others take minutes under JAX's eager
+    ops, and `test_the_same_grades_under_jax` grades every catalogue in `make test-long`)."""
     assignment, code, _, _ = table(name)
     results = check.grade_code(assignment, code, seed=check.fairness_seeds(1)[0])
     assert results and not check.lost_cells(results), results

@@ -103,7 +103,7 @@ def test_a_scalar_mismatch_shows_expected_and_actual(tmp_path):
 
     verdict = graded(tmp_path, "bert.masked_lm_loss", masked_lm_loss)
     a = assignment.load("bert")
-    want = float(verdicts.reference_outputs(a, "bert.masked_lm_loss", "masked_lm_loss", SEED)["call0_output0"])
+    want = float(assignment.reference_outputs(a, "bert.masked_lm_loss", "masked_lm_loss", SEED)["call0_output0"])
     assert not verdict.passed
     assert f"expected {want:.5f}".rstrip("0") in verdict.message, verdict.message
     assert f"got {want + 0.25:.5f}".rstrip("0") in verdict.message, verdict.message
@@ -114,7 +114,7 @@ def difference(case_id, fn, output=0, call=0):
     a = assignment.of_case(case_id)
     calls = a.draw_calls(case_id, SEED)
     got = grading_runtime.call_case(case_id, fn, SEED, a.inputs.CASES)
-    want = verdicts.outputs_of(reference(case_id), calls)
+    want = assignment.outputs_of(reference(case_id), calls)
     return "; ".join(m for m in grading_runtime.mismatches(got, want, calls)
                      if m.startswith(f"call{call}_output{output}:"))
 

@@ -98,6 +98,7 @@ def kit_copy(root):
     return kit
 
 
+@pytest.mark.long  # a whole course graded in the sandbox: `make test-long`
 @as_root
 def test_network_grader_files_and_fork_bomb_are_refused_and_the_student_is_graded():
     root = tempfile.mkdtemp(prefix="grader-user-sandbox-")

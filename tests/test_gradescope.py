@@ -178,6 +178,7 @@ def by_cell(results):
     return {test["name"].split(": ", 1)[1]: test for test in results["tests"]}
 
 
+@pytest.mark.long  # three submissions graded by the bundle in the sandbox: `make test-long`
 def test_every_results_json_keeps_gradescope_rules(graded):
     for results in graded.values():
         check_gradescope_rules(results)
@@ -188,6 +189,7 @@ def test_every_results_json_keeps_gradescope_rules(graded):
         assert "when your instructor publishes the grades" in results["output"]
 
 
+@pytest.mark.long  # three submissions graded by the bundle in the sandbox: `make test-long`
 def test_the_source_solution_gets_full_marks_and_tops_the_leaderboard(graded):
     results = graded["correct"]
     assert results["score"] == 12 and len(results["tests"]) == 7
@@ -196,6 +198,7 @@ def test_the_source_solution_gets_full_marks_and_tops_the_leaderboard(graded):
     assert entry["name"] == "largest error" and entry["order"] == "asc" and 0 <= entry["value"] < 1e-5
 
 
+@pytest.mark.long  # three submissions graded by the bundle in the sandbox: `make test-long`
 def test_a_catalogued_bug_loses_its_cells_and_is_named(graded):
     results, description = graded["buggy"], MASK_AFTER_SOFTMAX[0]
     cells = by_cell(results)
@@ -209,6 +212,7 @@ def test_a_catalogued_bug_loses_its_cells_and_is_named(graded):
     assert entry["value"] > 1e-2  # masked positions keep their weight: far from the reference
 
 
+@pytest.mark.long  # three submissions graded by the bundle in the sandbox: `make test-long`
 def test_forged_public_captures_earn_nothing(graded):
     results = graded["cheating"]
     assert results["score"] == 0

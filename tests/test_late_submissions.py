@@ -84,6 +84,7 @@ def exported(path):
         return {row["student_id"]: row for row in csv.DictReader(f)}
 
 
+@pytest.mark.long  # four submissions graded in the sandbox: `make test-long`
 def test_collectors_keep_each_submission_time(graded):
     path, warnings = graded
     times = {s: late.read_timestamp(os.path.join(path, "submitted", s, ASSIGNMENT))
@@ -97,6 +98,7 @@ def test_collectors_keep_each_submission_time(graded):
     assert "Marked late by the LMS" in warnings[0] and "not after the due date" in warnings[0]
 
 
+@pytest.mark.long  # four submissions graded in the sandbox: `make test-long`
 def test_nbgrader_zero_method(graded):
     path, _ = graded
     set_policy(path, 'c.LateSubmissionPlugin.penalty_method = "zero"')
@@ -112,6 +114,7 @@ def test_nbgrader_zero_method(graded):
     assert rows["overdue"]["timestamp"] == "2026-01-10 15:30:00" and rows["overdue"]["duedate"] == "2026-01-10 12:00:00"
 
 
+@pytest.mark.long  # four submissions graded in the sandbox: `make test-long`
 def test_custom_plugin_from_the_course_folder(graded):
     path, _ = graded
     set_policy(path, 'c.AssignLatePenalties.plugin_class = "late_policy.PerHour"')
@@ -134,6 +137,7 @@ def test_custom_plugin_from_the_course_folder(graded):
         assert "Late submission" not in f.read()
 
 
+@pytest.mark.long  # four submissions graded in the sandbox: `make test-long`
 def test_a_policy_change_is_undone_when_the_work_is_no_longer_late(graded):
     path, _ = graded
     set_policy(path, 'c.LateSubmissionPlugin.penalty_method = "zero"')

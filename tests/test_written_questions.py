@@ -33,6 +33,7 @@ def read(path):
     return nbformat.read(path, as_version=4)
 
 
+@pytest.mark.long  # a whole course graded in the sandbox: `make test-long`
 def test_written_answers_are_graded_in_the_formgrader_and_add_to_the_export(tmp_path):
     names = assignments.names()
     path = course.setup(str(tmp_path / "course"), assignments=names)

@@ -57,15 +57,14 @@ def gradebook(course):
 
 def write_public_checks(assignment_dir, case_ids):
     """public_checks.npz: reference outputs on the public seed, for students' local checks."""
-    from grader.verdicts import outputs_of
     arrays = {}
     for case_id in case_ids:
         assignment = assignments_.of_case(case_id)
         if case_id in assignment.outcomes:
             continue  # graded on a held-out split: no public expected values
-        reference = assignment.references[assignment.case_functions[case_id]]
-        calls = assignment.draw_calls(case_id, grading_runtime.PUBLIC_SEED)
-        for name, value in outputs_of(reference, calls).items():
+        function = assignment.case_functions[case_id]
+        for name, value in assignments_.reference_outputs(assignment, case_id, function,
+                                                          grading_runtime.PUBLIC_SEED).items():
             arrays[f"{case_id}/{name}"] = value
     np.savez(os.path.join(assignment_dir, grading_runtime.PUBLIC_CHECKS_FILE), **arrays)
 

@@ -161,7 +161,7 @@ def leaderboard(assignment, job, runs):
             try:
                 got = verdicts.load_capture(path)
                 function = assignment.case_functions[case]
-                value = float(metric["value"](got, verdicts.reference_outputs(assignment, case, function, seed),
+                value = float(metric["value"](got, assignments.reference_outputs(assignment, case, function, seed),
                                               assignment.draw_calls(case, seed)))
             except Exception as error:  # noqa: BLE001 - the student's outputs did not fit the metric
                 notes.append(f"leaderboard {metric['name']!r}: not computed ({type(error).__name__}: "
