@@ -3,6 +3,10 @@ import os
 # Quiet TensorFlow C++ logs in tests; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The tests' models are tiny: XLA's optimisation passes cost more than they save. With
+# fewer, model tests ran 13% faster under TensorFlow and 30% under JAX (2-core VM, 2026-12-03).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+
 # Parallel test processes (pytest-xdist workers gw0, gw1, ...) each get their
 # own sandbox uid range, so one's process limit never counts the other's kernels.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")

@@ -52,7 +52,7 @@ def run_tasks(database, glue_dir, task_names, submission, cache_dir):
     runner.BenchmarkRunner(database, glue_dir, task_names, [0], CONFIG, cache_dir, progress=False).run([submission])
 
 
-@pytest.mark.parametrize("split", ["dev", "train"])
+@pytest.mark.parametrize("split", [pytest.param("dev", marks=pytest.mark.long), "train"])  # dev: make test-long
 def test_missing_split_is_a_failure_row_then_runs_once_restored(suite, tiny, tmp_path, split):
     glue = shutil.copytree(suite, tmp_path / "glue")
     missing = glue / "SST-2" / f"{split}.tsv"

@@ -83,6 +83,7 @@ def negation(tmp_path, monkeypatch):
     return assignments.load(NAME)
 
 
+@pytest.mark.long  # three notebooks graded in the sandbox: `make test-long`
 def test_an_outcome_is_graded_on_the_heldout_split_with_credit_in_proportion(negation, tmp_path):
     assert negation.problems() == []
     assert "heldout" not in negation.support_files()

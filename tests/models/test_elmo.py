@@ -166,7 +166,9 @@ def test_backward_lm_starts_at_each_sentence_end_despite_padding(tiny_bilm):
 
 
 # Sampled softmax (64 of 400 words a step) learns more slowly per step.
-@pytest.mark.parametrize("num_sampled, drop", [(None, 1.0), (64, 0.5)], ids=["full_softmax", "sampled_softmax"])
+# The full softmax's run is in make test-long (pytest.mark.long): the two take a minute.
+@pytest.mark.parametrize("num_sampled, drop", [pytest.param(None, 1.0, id="full_softmax", marks=pytest.mark.long),
+                                               pytest.param(64, 0.5, id="sampled_softmax")])
 def test_pretraining_loss_falls_on_real_sentences(num_sampled, drop):
     from reference_impl.corpus import offline_corpus, split_sentences
 

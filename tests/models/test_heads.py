@@ -47,6 +47,7 @@ def test_regression_head_has_one_output():
     assert tuple(model(data(1, batch=3)).shape) == (3, 1)
 
 
+@pytest.mark.training
 def test_token_classifier_learns_a_per_token_rule():
     keras.utils.set_random_seed(0)
     x = data(2)
@@ -57,6 +58,7 @@ def test_token_classifier_learns_a_per_token_rule():
     assert accuracy > 0.95
 
 
+@pytest.mark.training
 def test_span_extractor_finds_a_marked_span_and_never_points_into_padding():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(3)
