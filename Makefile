@@ -57,7 +57,7 @@ test-long: install
 
 # Every assignment graded in the sandbox (source: full marks, release: zero), timed, and its
 # catalogue of bugs and alternatives on 20 secret seeds, under TensorFlow and under JAX
-# (make test runs the catalogue on 2 seeds, and attention's solution under JAX).
+# (make test runs the catalogue on 1 seed, and attention's solution under JAX).
 check-assignments: install
 	$(BIN)/python -m grader check --seeds 20
 	KERAS_BACKEND=jax $(BIN)/python -m grader --backend jax check --seeds 20 --no-sandbox
