@@ -8,7 +8,6 @@ miss the reference are compared with those of the assignment's catalogued bugs
 feedback can name the mistake.
 """
 
-import functools
 import math
 import os
 import struct
